@@ -1,0 +1,102 @@
+//! `wasmpipe run`: one guest, wired straight to this process's stdin, stdout and stderr.
+
+use clap::Args;
+use std::path::PathBuf;
+use std::process::{ExitCode, Stdio};
+use std::time::Duration;
+use wasmpipe::{Error, Sandbox};
+
+/// Exit status when the guest exceeds its time limit (as `timeout(1)` does).
+pub const STATUS_TIMEOUT: u8 = 124;
+/// Exit status when wasmpipe itself cannot start or run the guest.
+pub const STATUS_WASMPIPE_FAILED: u8 = 125;
+/// Exit status when the guest traps, exceeds its memory limit or runs out of fuel (as `abort`).
+pub const STATUS_GUEST_CRASHED: u8 = 134;
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Environment variable for the guest (repeatable); the guest sees no others.
+    #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
+    env: Vec<(String, String)>,
+    /// Host directory to preopen read-only, optionally at another guest path (repeatable).
+    #[arg(long = "dir", value_name = "HOST_DIR[::GUEST_PATH]")]
+    dirs: Vec<String>,
+    /// Wall-clock limit, time blocked on stdin included (e.g. 500ms, 2s, 1m).
+    #[arg(long, value_parser = wasmpipe::parse_duration)]
+    timeout: Option<Duration>,
+    /// Cap on the guest's linear memory and tables (e.g. 64MiB, 1GiB) [default: 512MiB].
+    #[arg(long, value_name = "SIZE", value_parser = wasmpipe::parse_size)]
+    memory: Option<u64>,
+    /// Instruction budget.
+    #[arg(long, value_name = "N")]
+    fuel: Option<u64>,
+    /// Compile the module now instead of using the compiled-module cache.
+    #[arg(long)]
+    no_cache: bool,
+    /// A wasm32-wasip1 command module.
+    module: PathBuf,
+    /// Arguments for the guest (its argv[0] is the module's file name).
+    #[arg(last = true, value_name = "GUEST_ARGS")]
+    guest_args: Vec<String>,
+}
+
+fn parse_env(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        _ => Err(format!("`{text}` is not KEY=VALUE")),
+    }
+}
+
+/// Builds the sandbox the arguments describe (stdio not yet set).
+pub fn sandbox(args: &RunArgs) -> Sandbox {
+    let mut sandbox = Sandbox::new(&args.module).args(args.guest_args.iter().cloned());
+    for (key, value) in &args.env {
+        sandbox = sandbox.env(key, value);
+    }
+    for dir in &args.dirs {
+        let (host, guest) = dir.split_once("::").unwrap_or((dir, dir));
+        sandbox = sandbox.dir(host, guest);
+    }
+    if let Some(limit) = args.timeout {
+        sandbox = sandbox.timeout(limit);
+    }
+    if let Some(bytes) = args.memory {
+        sandbox = sandbox.memory(bytes);
+    }
+    if let Some(units) = args.fuel {
+        sandbox = sandbox.fuel(units);
+    }
+    if args.no_cache {
+        sandbox = sandbox.no_cache();
+    }
+    sandbox
+}
+
+pub fn main(args: RunArgs) -> ExitCode {
+    let result = super::runtime().map_err(|e| Error::Spawn(e.to_string())).and_then(|runtime| {
+        runtime.block_on(async {
+            // The runner gets our own fds 0, 1 and 2: bytes flow between the guest and whatever
+            // they are (pipe, file, terminal) with no copy through this process.
+            let mut child =
+                sandbox(&args).stdin(Stdio::inherit()).stdout(Stdio::inherit()).stderr(Stdio::inherit()).spawn()?;
+            child.wait().await
+        })
+    });
+    match result {
+        Ok(exit) => ExitCode::from(exit.code() as u8),
+        Err(error) => {
+            eprintln!("wasmpipe: {error}");
+            ExitCode::from(exit_status(&error))
+        }
+    }
+}
+
+/// The exit status `wasmpipe run` reports for a failure.
+pub fn exit_status(error: &Error) -> u8 {
+    match error {
+        Error::Timeout(_) => STATUS_TIMEOUT,
+        Error::Trap { .. } | Error::MemoryLimit(_) | Error::FuelExhausted => STATUS_GUEST_CRASHED,
+        Error::Killed(signal) => 128u8.saturating_add(*signal as u8),
+        _ => STATUS_WASMPIPE_FAILED,
+    }
+}

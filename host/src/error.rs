@@ -1,0 +1,95 @@
+//! The one error type of the library, and the report of a guest that ran to completion.
+
+use std::io;
+use std::time::Duration;
+
+/// Everything that can go wrong when spawning, talking to or waiting for a sandboxed guest.
+///
+/// Guest misbehaviour (a trap, a timeout, a blown memory limit) is reported here, next to the
+/// host-side failures, so one `match` covers every way a sandbox can end other than a normal exit.
+///
+/// ```no_run
+/// # async fn demo(mut child: wasmpipe::SandboxChild) {
+/// use wasmpipe::Error;
+/// match child.wait().await {
+///     Ok(exit) if exit.success() => println!("guest finished"),
+///     Ok(exit) => println!("guest exited with {}", exit.code()),
+///     Err(Error::Timeout(limit)) => println!("guest ran longer than {limit:?}"),
+///     Err(Error::Trap { message, .. }) => println!("guest trapped: {message}"),
+///     Err(other) => println!("sandbox failed: {other}"),
+/// }
+/// # }
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The guest exceeded its wall-clock limit (time blocked in reads included) and was stopped.
+    #[error("guest timed out after {}", humantime::format_duration(*.0))]
+    Timeout(Duration),
+    /// The guest tried to grow its linear memory or tables beyond the limit (in bytes) and died
+    /// of it.
+    #[error("guest exceeded the memory limit of {}", crate::limits::format_size(*.0))]
+    MemoryLimit(u64),
+    /// The guest used up its instruction budget (see [`Limits::fuel`](crate::Limits::fuel)).
+    #[error("guest ran out of fuel")]
+    FuelExhausted,
+    /// The guest trapped: a Rust panic, `unreachable`, an out-of-bounds access, a stack overflow…
+    #[error("guest trapped: {message}")]
+    Trap {
+        /// What the trap was, e.g. ``wasm trap: wasm `unreachable` instruction executed``.
+        message: String,
+        /// The guest's wasm call stack at the trap, one frame per line, when available.
+        wasm_backtrace: Option<String>,
+    },
+    /// The sandbox runner process itself died of this signal (for example `SIGSYS` from the
+    /// seccomp filter, or `SIGKILL` from [`SandboxChild::kill`](crate::SandboxChild::kill)).
+    /// Never a success.
+    #[error("sandbox runner was killed by signal {0}")]
+    Killed(i32),
+    /// The module could not be loaded: not a file, not WebAssembly, not a WASI command (`_start`
+    /// missing), or it imports something the sandbox does not provide.
+    #[error("invalid module: {0}")]
+    InvalidModule(String),
+    /// The sandbox runner process could not be started or set up.
+    #[error("cannot start the sandbox: {0}")]
+    Spawn(String),
+    /// A line read from a guest was longer than the configured maximum (in bytes). The rest of
+    /// that line is skipped; the next read starts at the following line.
+    #[error("line longer than {limit} bytes")]
+    LineTooLong {
+        /// The maximum line length that was exceeded.
+        limit: usize,
+    },
+    /// The runner broke its protocol with the parent (no verdict, or a garbled one).
+    #[error("sandbox runner failed: {0}")]
+    Runner(String),
+    /// An I/O error on a pipe or on the runner process.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+/// `Result` with [`Error`] as the error type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// How a guest ended when it ran to completion: it returned from `_start` (code 0) or called
+/// `proc_exit(code)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GuestExit {
+    code: i32,
+}
+
+impl GuestExit {
+    pub(crate) fn new(code: i32) -> Self {
+        Self { code }
+    }
+
+    /// The guest's exit code.
+    pub fn code(&self) -> i32 {
+        self.code
+    }
+
+    /// Whether the exit code is 0.
+    pub fn success(&self) -> bool {
+        self.code == 0
+    }
+}

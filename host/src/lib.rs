@@ -1,0 +1,72 @@
+//! # wasmpipe
+//!
+//! Run untrusted WebAssembly plugins in sandboxed child processes and talk to them over real OS
+//! pipes from async Rust: Python's [aiopipe](https://github.com/kchmck/aiopipe) model
+//! (`pipe()`, `duplex()`, hand an end to a child, `open()` the other) for `wasm32-wasip1` guests.
+//!
+//! Each guest runs in its own runner process: a fresh `exec` of the current binary in which
+//! wasmtime runs the module, with the handed pipe ends as the guest's WASI stdin and stdout.
+//! The parent reads and writes asynchronously and supervises the runner: limits, timeouts, exit
+//! status, typed failure reports.
+//!
+//! ```no_run
+//! # #[tokio::main] async fn main() -> Result<(), wasmpipe::Error> {
+//! // aiopipe's simplex example: the child writes one line, the parent reads it.
+//! let (rx, tx) = wasmpipe::pipe()?;
+//! let mut child = wasmpipe::Sandbox::new("simplex.wasm").stdout(tx).spawn()?;
+//! let mut rx = rx.open()?;
+//! let msg = rx.read_line().await?;
+//! child.wait().await?;
+//! assert_eq!(msg.as_deref(), Some(&b"hi from the child process\n"[..]));
+//! # Ok(()) }
+//! ```
+//!
+//! Guests are ordinary WASI command modules that talk over stdin/stdout, built by any toolchain;
+//! Rust guests can use the `wasmpipe-guest` crate for buffered, deadlock-free channels.
+//!
+//! # How the runner starts
+//!
+//! [`Sandbox::spawn`] re-executes `/proc/self/exe` with a marker in an otherwise empty
+//! environment; a load-time constructor in this crate recognises the marker before `main` runs
+//! and turns the process into the runner. Your binary, your tests and your examples therefore
+//! work as they are, with no separate runner to install. A binary that links wasmpipe must not
+//! itself depend on the environment variable `WASMPIPE_SANDBOX_RUNNER`.
+//!
+//! # Security
+//!
+//! What a guest can reach, and which layer stops it:
+//!
+//! | Threat | Protection |
+//! |---|---|
+//! | Reading or writing host memory, calling host code | wasmtime: the guest is WebAssembly, confined to its linear memory and WASI imports |
+//! | Files, directories | WASI capabilities: nothing is preopened unless granted with [`Sandbox::dir`] (read-only) or [`Sandbox::dir_writable`]; no `..` or symlink escapes (cap-std) |
+//! | Host environment variables | the guest sees only variables set with [`Sandbox::env`]; the runner itself starts with an empty environment |
+//! | Other fds of the host | the runner holds only fds 0, 1, 2 and its control socket (fd 3, not visible to the guest) |
+//! | Network | wasm32-wasip1 has no socket creation; the seccomp filter forbids `socket` anyway |
+//! | Endless loops, blocking forever | wall-clock [`Limits::timeout`]: epoch interruption, runner watchdog, parent kill as backstop |
+//! | Memory exhaustion | [`Limits::memory`] caps linear memory and tables (default [`DEFAULT_MEMORY_LIMIT`]) |
+//! | Flooding the host | pipes apply back-pressure; [`AsyncReader::read_line`] is bounded ([`Error::LineTooLong`]); captured stderr keeps a bounded tail |
+//! | A wasmtime bug exploited by the guest | second wall, in the runner process: `PR_SET_NO_NEW_PRIVS`, a seccomp-bpf allowlist (any other syscall kills the runner with `SIGSYS`: no `open` without granted directories, no `socket`, `execve`, `fork` or thread creation), `RLIMIT_CORE = 0` |
+//! | Orphaned sandboxes | the runner exits when the parent dies (even by `SIGKILL`); dropping a [`SandboxChild`] kills and reaps it |
+//!
+//! Not protected: CPU time is bounded only by the wall-clock limit (no CPU share), the runner runs
+//! as the same user as the host (no user or mount namespaces), side channels (timing, Spectre)
+//! between guests and host are not mitigated beyond what wasmtime does, and the seccomp filter
+//! exists only on x86_64 and aarch64 Linux.
+
+#![deny(missing_docs)]
+
+mod cache;
+mod error;
+mod limits;
+mod line;
+mod pipe;
+mod protocol;
+mod runner;
+mod sandbox;
+
+pub use cache::default_cache_dir;
+pub use error::{Error, GuestExit, Result};
+pub use limits::{DEFAULT_MEMORY_LIMIT, Limits, parse_duration, parse_size};
+pub use pipe::{AsyncReader, AsyncWriter, DEFAULT_MAX_LINE_LENGTH, Duplex, PipeReader, PipeWriter, duplex, pipe};
+pub use sandbox::{DEFAULT_STDERR_CAPTURE, Sandbox, SandboxChild};

@@ -1,0 +1,300 @@
+//! Real OS pipes for talking to child processes: the aiopipe model in Rust.
+//!
+//! [`pipe()`] gives a simplex pipe as a ([`PipeReader`], [`PipeWriter`]) pair and [`duplex()`]
+//! two [`Duplex`] ends, each holding the receiving half of one pipe and the sending half of the
+//! other. Every end starts out as a plain blocking file descriptor with `O_CLOEXEC` set, so no
+//! unrelated child process ever inherits it. From there an end goes one of two ways:
+//!
+//! - **handed to a child** by moving it into [`Sandbox::stdin`](crate::Sandbox::stdin) /
+//!   [`Sandbox::stdout`](crate::Sandbox::stdout) / [`Sandbox::duplex`](crate::Sandbox::duplex)
+//!   (aiopipe's `detach`). The move consumes the end, so once the child is spawned the parent
+//!   holds no copy of it, and end-of-file works: when the child exits, the parent's reader sees
+//!   EOF, and when the parent drops its writer, the child sees EOF;
+//! - **opened** for async use in the parent with [`PipeReader::open`] / [`PipeWriter::open`] /
+//!   [`Duplex::open`] (aiopipe's `open`): the descriptor is switched to non-blocking mode and
+//!   registered with tokio, and the result implements tokio's `AsyncRead` + `AsyncBufRead` or
+//!   `AsyncWrite`.
+//!
+//! # Caveats
+//!
+//! - `open` must be called from within a tokio runtime with I/O enabled.
+//! - A descriptor is owned by exactly one value and closed exactly once, when that value is
+//!   dropped or explicitly closed; closing twice is impossible by construction (aiopipe PR #3 was
+//!   a stale owner closing an fd number that had since been reused).
+//! - Writing to a pipe whose reader has gone returns an [`io::ErrorKind::BrokenPipe`] error.
+//!   This relies on `SIGPIPE` being ignored, which Rust's `main` arranges; a host embedded
+//!   elsewhere (a C program, a `cdylib`) must ignore `SIGPIPE` itself.
+
+use crate::error::{Error, Result};
+use crate::line::{Fed, LineAssembler};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::pin::Pin;
+use std::process::Stdio;
+use std::task::{Context, Poll};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::unix::pipe;
+
+/// Default maximum length of a line returned by [`AsyncReader::read_line`]: 1 MiB.
+pub const DEFAULT_MAX_LINE_LENGTH: usize = 1 << 20;
+
+/// Capacity of the parent's read buffer: big enough that bulk transfers take few syscalls.
+const READ_BUFFER_CAPACITY: usize = 64 * 1024;
+
+/// Creates a simplex pipe: bytes written to the [`PipeWriter`] come out of the [`PipeReader`].
+///
+/// Both ends are `O_CLOEXEC` and blocking until [opened](PipeReader::open).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), wasmpipe::Error> {
+/// let (rx, tx) = wasmpipe::pipe()?;
+/// let (mut rx, mut tx) = (rx.open()?, tx.open()?);
+/// tx.write_all(b"hello\n").await?;
+/// tx.shutdown().await?;
+/// assert_eq!(rx.read_line().await?, Some(b"hello\n".to_vec()));
+/// assert_eq!(rx.read_line().await?, None);
+/// # Ok(()) }
+/// ```
+pub fn pipe() -> io::Result<(PipeReader, PipeWriter)> {
+    let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+    Ok((PipeReader { fd: read }, PipeWriter { fd: write }))
+}
+
+/// Creates a duplex pipe: two [`Duplex`] ends, where what one end writes the other reads.
+///
+/// Typically one end stays in the parent and the other is handed to a sandbox with
+/// [`Sandbox::duplex`](crate::Sandbox::duplex), where it becomes the guest's stdin and stdout.
+pub fn duplex() -> io::Result<(Duplex, Duplex)> {
+    let (a_rx, b_tx) = pipe()?;
+    let (b_rx, a_tx) = pipe()?;
+    Ok((Duplex { rx: a_rx, tx: a_tx }, Duplex { rx: b_rx, tx: b_tx }))
+}
+
+/// The receiving end of a pipe, not yet opened for async use.
+#[derive(Debug)]
+pub struct PipeReader {
+    fd: OwnedFd,
+}
+
+/// The sending end of a pipe, not yet opened for async use.
+#[derive(Debug)]
+pub struct PipeWriter {
+    fd: OwnedFd,
+}
+
+/// One end of a duplex pipe: the receiving half of one pipe and the sending half of another.
+#[derive(Debug)]
+pub struct Duplex {
+    rx: PipeReader,
+    tx: PipeWriter,
+}
+
+impl PipeReader {
+    /// Opens this end in the parent for async reading (aiopipe's `open`). Must be called within a
+    /// tokio runtime.
+    pub fn open(self) -> io::Result<AsyncReader> {
+        let receiver = pipe::Receiver::from_owned_fd(self.fd)?;
+        Ok(AsyncReader {
+            inner: BufReader::with_capacity(READ_BUFFER_CAPACITY, receiver),
+            lines: LineAssembler::new(DEFAULT_MAX_LINE_LENGTH),
+        })
+    }
+}
+
+impl PipeWriter {
+    /// Opens this end in the parent for async writing (aiopipe's `open`). Must be called within a
+    /// tokio runtime.
+    pub fn open(self) -> io::Result<AsyncWriter> {
+        Ok(AsyncWriter { inner: Some(pipe::Sender::from_owned_fd(self.fd)?) })
+    }
+}
+
+impl Duplex {
+    /// Opens both halves for async use, as `(reader, writer)`.
+    pub fn open(self) -> io::Result<(AsyncReader, AsyncWriter)> {
+        Ok((self.rx.open()?, self.tx.open()?))
+    }
+
+    /// Splits this end into its unopened halves.
+    pub fn into_parts(self) -> (PipeReader, PipeWriter) {
+        (self.rx, self.tx)
+    }
+}
+
+macro_rules! fd_conversions {
+    ($end:ty) => {
+        impl AsFd for $end {
+            fn as_fd(&self) -> BorrowedFd<'_> {
+                self.fd.as_fd()
+            }
+        }
+        impl AsRawFd for $end {
+            fn as_raw_fd(&self) -> RawFd {
+                self.fd.as_raw_fd()
+            }
+        }
+        impl From<$end> for OwnedFd {
+            /// Gives up the end as a plain descriptor (still `O_CLOEXEC`).
+            fn from(end: $end) -> OwnedFd {
+                end.fd
+            }
+        }
+        impl From<$end> for Stdio {
+            /// Hands the end to a `std::process::Command` child as one of its stdio streams.
+            fn from(end: $end) -> Stdio {
+                Stdio::from(end.fd)
+            }
+        }
+    };
+}
+fd_conversions!(PipeReader);
+fd_conversions!(PipeWriter);
+
+/// The parent's async receiving half: buffered, with a bounded [`read_line`](Self::read_line).
+///
+/// Implements tokio's [`AsyncRead`] and [`AsyncBufRead`], so every `tokio::io` utility works on
+/// it too.
+#[derive(Debug)]
+pub struct AsyncReader {
+    inner: BufReader<pipe::Receiver>,
+    lines: LineAssembler,
+}
+
+impl AsyncReader {
+    /// Reads one line, `\n` included; the last line of the stream may lack it. `Ok(None)` at EOF.
+    ///
+    /// A line longer than the [maximum](Self::set_max_line_length) fails with
+    /// [`Error::LineTooLong`] as soon as the limit is passed, without buffering the rest; the
+    /// remainder of that line is skipped and the next call returns the line after it.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: if the future is dropped before completing, the bytes of a partial line are
+    /// kept and the next call continues where it stopped.
+    pub async fn read_line(&mut self) -> Result<Option<Vec<u8>>> {
+        loop {
+            let chunk = self.inner.fill_buf().await?;
+            if chunk.is_empty() {
+                return Ok(self.lines.finish());
+            }
+            let chunk_len = chunk.len();
+            match self.lines.feed(chunk) {
+                Fed::NeedMore => self.inner.consume(chunk_len),
+                Fed::Line { line, consumed } => {
+                    self.inner.consume(consumed);
+                    return Ok(Some(line));
+                }
+                Fed::TooLong { consumed } => {
+                    self.inner.consume(consumed);
+                    return Err(Error::LineTooLong { limit: self.lines.max() });
+                }
+            }
+        }
+    }
+
+    /// Sets the maximum line length for [`read_line`](Self::read_line), in bytes including the
+    /// `\n`. The default is [`DEFAULT_MAX_LINE_LENGTH`].
+    pub fn set_max_line_length(&mut self, max: usize) {
+        self.lines.set_max(max);
+    }
+
+    /// Reads exactly `buf.len()` bytes; fails with `UnexpectedEof` if the stream ends first.
+    pub async fn read_exact(&mut self, buf: &mut [u8]) -> io::Result<()> {
+        AsyncReadExt::read_exact(&mut self.inner, buf).await.map(drop)
+    }
+
+    /// Reads everything up to EOF, appending to `buf`; returns the number of bytes read.
+    pub async fn read_to_end(&mut self, buf: &mut Vec<u8>) -> io::Result<usize> {
+        AsyncReadExt::read_to_end(&mut self.inner, buf).await
+    }
+
+    /// Closes the reader. Dropping it does the same; a writer on the other side then gets
+    /// `BrokenPipe`.
+    pub fn close(self) {}
+}
+
+impl AsyncRead for AsyncReader {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncBufRead for AsyncReader {
+    fn poll_fill_buf(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
+        Pin::new(&mut self.get_mut().inner).poll_fill_buf(cx)
+    }
+
+    fn consume(mut self: Pin<&mut Self>, amt: usize) {
+        Pin::new(&mut self.inner).consume(amt)
+    }
+}
+
+/// The parent's async sending half.
+///
+/// Unbuffered: every write goes straight to the pipe, so [`flush`](Self::flush) has nothing to do
+/// but exists for symmetry. [`shutdown`](Self::shutdown) closes the descriptor, which is how the
+/// child learns of EOF; it is idempotent, and writing after it fails with `BrokenPipe`.
+#[derive(Debug)]
+pub struct AsyncWriter {
+    inner: Option<pipe::Sender>,
+}
+
+impl AsyncWriter {
+    /// Writes all of `buf`. Fails with `BrokenPipe` if the reading side has gone (e.g. the guest
+    /// exited).
+    pub async fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        AsyncWriteExt::write_all(self, buf).await
+    }
+
+    /// Flushes buffered data (there is none; see the type docs).
+    pub async fn flush(&mut self) -> io::Result<()> {
+        AsyncWriteExt::flush(self).await
+    }
+
+    /// Closes the pipe so the reader sees EOF. Calling it again does nothing.
+    pub async fn shutdown(&mut self) -> io::Result<()> {
+        self.inner = None;
+        Ok(())
+    }
+
+    fn sender(&mut self) -> io::Result<&mut pipe::Sender> {
+        self.inner.as_mut().ok_or_else(|| io::Error::new(io::ErrorKind::BrokenPipe, "pipe writer was shut down"))
+    }
+}
+
+impl AsyncWrite for AsyncWriter {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut().sender() {
+            Ok(sender) => Pin::new(sender).poll_write(cx, buf),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut().sender() {
+            Ok(sender) => Pin::new(sender).poll_write_vectored(cx, bufs),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut().inner = None;
+        Poll::Ready(Ok(()))
+    }
+}

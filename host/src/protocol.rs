@@ -1,0 +1,151 @@
+//! What the parent and the runner say to each other on the control socket (the runner's fd 3).
+//!
+//! Parent → runner, once: a length-prefixed JSON [`RunnerConfig`], followed by the module bytes
+//! when they were given in memory. The parent then keeps its end open and silent: it is the
+//! runner's lifeline, whose EOF means the parent died.
+//!
+//! Runner → parent, once, at the end: one JSON [`Verdict`]. Keeping the verdict on its own
+//! channel means a guest can never forge one by writing to its stderr.
+
+use crate::limits::Limits;
+use serde::{Deserialize, Serialize};
+use std::io::{self, Read, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The fd number the control socket has in the runner.
+pub(crate) const CONTROL_FD: i32 = 3;
+
+/// Environment variable that turns a process into a sandbox runner (see `runner::hook`).
+pub(crate) const RUNNER_MARKER: &str = "WASMPIPE_SANDBOX_RUNNER";
+
+/// Upper bound on the config frame, so a confused peer cannot make the runner allocate wildly.
+const MAX_CONFIG_LEN: u32 = 16 << 20;
+
+/// Where the runner gets the module from.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) enum ModuleSource {
+    /// A file the runner opens itself.
+    Path(PathBuf),
+    /// This many bytes follow the config on the control socket.
+    Inline(u64),
+}
+
+/// A host directory made visible to the guest.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct DirGrant {
+    pub host: PathBuf,
+    pub guest: String,
+    pub writable: bool,
+}
+
+/// Everything the runner needs to know, sent by the parent right after spawning it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct RunnerConfig {
+    pub module: ModuleSource,
+    /// The guest's `argv`, program name included.
+    pub argv: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub dirs: Vec<DirGrant>,
+    pub limits: Limits,
+    /// Compiled-module cache directory; `None` compiles every time.
+    pub cache_dir: Option<PathBuf>,
+    /// Test hook: after hardening, make a syscall the seccomp filter forbids.
+    pub forbidden_syscall_after_hardening: bool,
+}
+
+/// How the guest ended, as the runner saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub(crate) enum Verdict {
+    Exited {
+        code: i32,
+    },
+    Timeout {
+        limit: Duration,
+    },
+    MemoryLimit {
+        limit: u64,
+    },
+    FuelExhausted,
+    Trap {
+        message: String,
+        wasm_backtrace: Option<String>,
+    },
+    InvalidModule {
+        message: String,
+    },
+    /// The runner could not set itself up (not the guest's fault).
+    Failed {
+        message: String,
+    },
+}
+
+impl Verdict {
+    /// The runner's own exit status for this verdict, which matches `wasmpipe run`'s contract, so
+    /// even a parent that never reads the verdict sees a meaningful status.
+    pub(crate) fn exit_status(&self) -> i32 {
+        match self {
+            Verdict::Exited { code } => *code,
+            Verdict::Timeout { .. } => 124,
+            Verdict::MemoryLimit { .. } | Verdict::FuelExhausted | Verdict::Trap { .. } => 134,
+            Verdict::InvalidModule { .. } | Verdict::Failed { .. } => 125,
+        }
+    }
+}
+
+pub(crate) fn write_config(mut out: impl Write, config: &RunnerConfig) -> io::Result<()> {
+    let json = serde_json::to_vec(config)?;
+    out.write_all(&(json.len() as u32).to_le_bytes())?;
+    out.write_all(&json)
+}
+
+pub(crate) fn read_config(mut input: impl Read) -> io::Result<RunnerConfig> {
+    let mut len = [0; 4];
+    input.read_exact(&mut len)?;
+    let len = u32::from_le_bytes(len);
+    if len > MAX_CONFIG_LEN {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "runner config frame too large"));
+    }
+    let mut json = vec![0; len as usize];
+    input.read_exact(&mut json)?;
+    Ok(serde_json::from_slice(&json)?)
+}
+
+pub(crate) fn encode_verdict(verdict: &Verdict) -> Vec<u8> {
+    serde_json::to_vec(verdict).expect("a verdict always serializes")
+}
+
+pub(crate) fn decode_verdict(bytes: &[u8]) -> Option<Verdict> {
+    serde_json::from_slice(bytes).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_round_trips_through_a_frame() {
+        let config = RunnerConfig {
+            module: ModuleSource::Path("/x.wasm".into()),
+            argv: vec!["x.wasm".into(), "a".into()],
+            env: vec![("K".into(), "V".into())],
+            dirs: vec![],
+            limits: Limits::default(),
+            cache_dir: None,
+            forbidden_syscall_after_hardening: false,
+        };
+        let mut frame = Vec::new();
+        write_config(&mut frame, &config).unwrap();
+        let back = read_config(&frame[..]).unwrap();
+        assert_eq!(back.argv, config.argv);
+        assert_eq!(back.env, config.env);
+    }
+
+    #[test]
+    fn verdicts_round_trip_and_garbage_is_rejected() {
+        let verdict = Verdict::Trap { message: "boom".into(), wasm_backtrace: None };
+        assert_eq!(decode_verdict(&encode_verdict(&verdict)), Some(verdict));
+        assert_eq!(decode_verdict(b"{\"outcome\":\"exited\""), None);
+    }
+}

@@ -1,0 +1,177 @@
+//! Loading, linking and running the guest inside the runner.
+
+use crate::cache;
+use crate::protocol::{DirGrant, ModuleSource, RunnerConfig, Verdict};
+use std::fs::File;
+use std::os::fd::FromRawFd;
+use std::time::Duration;
+use wasmtime::{Config, Engine, Linker, Module, ResourceLimiter, Store, Trap, WasmBacktrace};
+use wasmtime_wasi::cli::{InputFile, OutputFile};
+use wasmtime_wasi::p1::{self, WasiP1Ctx};
+use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
+
+/// The wasmtime configuration every runner uses. It must be a pure function of the limits, since
+/// the compiled-module cache is keyed by it (through `precompile_compatibility_hash`).
+pub(crate) fn engine_for(fuel: bool) -> Result<Engine, String> {
+    let mut config = Config::new();
+    // Epoch interruption (a load and compare at loop headers and function entries) is how a
+    // computing guest is stopped at its timeout; always on, so one cached artifact serves runs
+    // with and without a timeout.
+    config.epoch_interruption(true);
+    // Fuel costs more than epochs, so it is compiled in only when a budget is asked for.
+    config.consume_fuel(fuel);
+    // One instance per process: the on-demand allocator maps exactly what this guest uses,
+    // whereas the pooling allocator would reserve slots for instances that never come.
+    config.allocation_strategy(wasmtime::InstanceAllocationStrategy::OnDemand);
+    // Copy-on-write memory images live in a memfd that would stay open for the whole run; with
+    // one instantiation per process there is nothing to share, and the runner must hold no fd
+    // beyond 0-3.
+    config.memory_init_cow(false);
+    Engine::new(&config).map_err(|e| format!("cannot create the wasm engine: {e:#}"))
+}
+
+/// A module compiled and linked against WASI, not yet instantiated.
+pub(crate) struct Prepared {
+    module: Module,
+    store: Store<GuestState>,
+    linker: Linker<GuestState>,
+    timeout: Option<Duration>,
+}
+
+/// Per-store state: the WASI context and the limiter that remembers a denied growth.
+pub(crate) struct GuestState {
+    wasi: WasiP1Ctx,
+    limiter: GuestLimiter,
+}
+
+/// Caps memories and tables at the configured limit, and records whether it ever had to say no,
+/// which is how a trap after a failed `memory.grow` is told apart from any other trap.
+struct GuestLimiter {
+    limit: usize,
+    denied: bool,
+}
+
+impl ResourceLimiter for GuestLimiter {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let allowed = desired <= self.limit;
+        self.denied |= !allowed;
+        Ok(allowed)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let allowed = desired.saturating_mul(size_of::<usize>()) <= self.limit;
+        self.denied |= !allowed;
+        Ok(allowed)
+    }
+}
+
+/// Compiles (or loads) the module and sets up its store. `Err` is the verdict to report.
+pub(crate) fn prepare(
+    engine: Engine,
+    config: &RunnerConfig,
+    inline_module: Option<Vec<u8>>,
+) -> Result<Prepared, Verdict> {
+    let failed = |message| Verdict::Failed { message };
+    let bytes = match (&config.module, inline_module) {
+        (_, Some(bytes)) => bytes,
+        (ModuleSource::Path(path), None) => std::fs::read(path)
+            .map_err(|e| Verdict::InvalidModule { message: format!("cannot read {}: {e}", path.display()) })?,
+        (ModuleSource::Inline(_), None) => unreachable!("inline modules are read before preparing"),
+    };
+    let module = cache::load_module(&engine, &bytes, config.cache_dir.as_deref())
+        .map_err(|message| Verdict::InvalidModule { message })?;
+    let mut linker = Linker::new(&engine);
+    p1::add_to_linker_sync(&mut linker, |state: &mut GuestState| &mut state.wasi)
+        .map_err(|e| failed(format!("cannot link WASI: {e:#}")))?;
+    let wasi = wasi_context(config).map_err(failed)?;
+    let limiter =
+        GuestLimiter { limit: usize::try_from(config.limits.memory_limit()).unwrap_or(usize::MAX), denied: false };
+    let mut store = Store::new(&engine, GuestState { wasi, limiter });
+    store.limiter(|state| &mut state.limiter);
+    // The watchdog bumps the epoch once, at the deadline; one tick is the whole budget.
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_trap();
+    if let Some(fuel) = config.limits.fuel_limit() {
+        store.set_fuel(fuel).map_err(|e| failed(format!("cannot set fuel: {e:#}")))?;
+    }
+    Ok(Prepared { module, store, linker, timeout: config.limits.timeout_limit() })
+}
+
+/// The guest's WASI view of the world: fds 0/1/2, its args, the env and dirs it was granted,
+/// and nothing else.
+fn wasi_context(config: &RunnerConfig) -> Result<WasiP1Ctx, String> {
+    let mut builder = WasiCtxBuilder::new();
+    // SAFETY: fds 0, 1 and 2 were set up by the parent for exactly this purpose and stay open for
+    // the life of the process; nothing else in the runner reads or writes them.
+    let (stdin, stdout, stderr) = unsafe { (File::from_raw_fd(0), File::from_raw_fd(1), File::from_raw_fd(2)) };
+    // Direct blocking reads and writes on the fds: no worker thread, no async adapter, no extra
+    // buffering between the guest and the pipe.
+    builder.stdin(InputFile::new(stdin)).stdout(OutputFile::new(stdout)).stderr(OutputFile::new(stderr));
+    builder.args(&config.argv);
+    builder.envs(&config.env);
+    // File operations run on this thread instead of tokio's blocking pool: cheaper, and the
+    // seccomp filter does not allow creating threads once the guest runs.
+    builder.allow_blocking_current_thread(true);
+    for DirGrant { host, guest, writable } in &config.dirs {
+        let perms = if *writable { FsPerms::ReadWrite } else { FsPerms::ReadOnly };
+        builder
+            .preopened_dir(host, guest, perms)
+            .map_err(|e| format!("cannot open directory {} for the guest: {e:#}", host.display()))?;
+    }
+    Ok(builder.build_p1())
+}
+
+impl Prepared {
+    /// Instantiates the module and finds `_start`; a module that cannot be is invalid.
+    pub(crate) fn instantiate(mut self) -> Result<Ready, Verdict> {
+        let instance = match self.linker.instantiate(&mut self.store, &self.module) {
+            Ok(instance) => instance,
+            Err(error) => return Err(classify(&self.store, error, Phase::Instantiate, self.timeout)),
+        };
+        let start =
+            instance.get_typed_func::<(), ()>(&mut self.store, "_start").map_err(|_| Verdict::InvalidModule {
+                message: "the module has no `_start` function (is it a WASI command module?)".into(),
+            })?;
+        Ok(Ready { store: self.store, start, timeout: self.timeout })
+    }
+}
+
+/// An instantiated guest about to run.
+pub(crate) struct Ready {
+    store: Store<GuestState>,
+    start: wasmtime::TypedFunc<(), ()>,
+    timeout: Option<Duration>,
+}
+
+impl Ready {
+    pub(crate) fn run(mut self) -> Verdict {
+        match self.start.call(&mut self.store, ()) {
+            Ok(()) => Verdict::Exited { code: 0 },
+            Err(error) => classify(&self.store, error, Phase::Run, self.timeout),
+        }
+    }
+}
+
+#[derive(PartialEq)]
+enum Phase {
+    Instantiate,
+    Run,
+}
+
+fn classify(store: &Store<GuestState>, error: wasmtime::Error, phase: Phase, timeout: Option<Duration>) -> Verdict {
+    if let Some(exit) = error.downcast_ref::<I32Exit>() {
+        return Verdict::Exited { code: exit.0 };
+    }
+    if store.data().limiter.denied {
+        return Verdict::MemoryLimit { limit: store.data().limiter.limit as u64 };
+    }
+    let wasm_backtrace = error.downcast_ref::<WasmBacktrace>().map(|bt| bt.to_string());
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::OutOfFuel) => Verdict::FuelExhausted,
+        // Only the watchdog bumps the epoch, and only at the deadline.
+        Some(Trap::Interrupt) => Verdict::Timeout { limit: timeout.unwrap_or_default() },
+        Some(trap) => Verdict::Trap { message: trap.to_string(), wasm_backtrace },
+        None if phase == Phase::Instantiate => Verdict::InvalidModule { message: format!("{error:#}") },
+        None => Verdict::Trap { message: format!("{error:#}"), wasm_backtrace },
+    }
+}

@@ -1,0 +1,531 @@
+//! Spawning a guest in a sandboxed child process, and supervising it.
+//!
+//! [`Sandbox`] is a builder in the spirit of `std::process::Command`; [`Sandbox::spawn`] starts a
+//! runner process (a fresh `exec` of the current binary, see the crate docs) and returns a
+//! [`SandboxChild`] to wait for, kill, or drop.
+//!
+//! # Caveats
+//!
+//! - `spawn` and everything on [`SandboxChild`] must run inside a tokio runtime with I/O and time
+//!   enabled (`#[tokio::main]` has both).
+//! - Dropping a [`SandboxChild`] kills the runner with `SIGKILL` and reaps it before returning,
+//!   so no zombie is left behind; that reap blocks the current thread for the (short) time the
+//!   kernel takes to tear the process down.
+//! - The runner holds fds 0, 1 and 2 (the guest's stdin, stdout and stderr) and fd 3 (the control
+//!   socket to the parent), nothing else. Whatever is not given with [`Sandbox::stdin`] /
+//!   [`Sandbox::stdout`] is `/dev/null`; stderr is the parent's stderr unless set or captured.
+//! - The runner dies with its parent, even when the parent is killed with `SIGKILL`: it watches
+//!   the control socket, whose other end only the parent holds.
+
+use crate::error::{Error, GuestExit, Result};
+use crate::limits::Limits;
+use crate::pipe::{self, AsyncReader, AsyncWriter, Duplex, PipeReader};
+use crate::protocol::{self, CONTROL_FD, DirGrant, ModuleSource, RUNNER_MARKER, RunnerConfig, Verdict};
+use std::io::{self, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, unix::AsyncFd};
+use tokio::task::JoinHandle;
+
+/// How long after its limit the parent kills a runner whose own watchdog failed to end it.
+const BACKSTOP_GRACE: Duration = Duration::from_secs(1);
+
+/// Default bound on captured stderr (see [`Sandbox::capture_stderr`]): the last 64 KiB.
+pub const DEFAULT_STDERR_CAPTURE: usize = 64 * 1024;
+
+/// Where the module comes from.
+#[derive(Debug, Clone)]
+enum Module {
+    Path(PathBuf),
+    Bytes(Arc<[u8]>),
+}
+
+/// What the runner's stderr is.
+#[derive(Debug)]
+enum StderrMode {
+    Given(Stdio),
+    Captured(usize),
+}
+
+/// Which compiled-module cache the runner uses.
+#[derive(Debug, Clone)]
+enum CacheChoice {
+    Default,
+    Dir(PathBuf),
+    Disabled,
+}
+
+/// Builder for a sandboxed guest: which module, what it may see, what it may use.
+///
+/// By default the guest gets no environment variables, no directories, `/dev/null` for stdin and
+/// stdout, the parent's stderr, the default [`Limits`], and the compiled-module cache in
+/// [`default_cache_dir`](crate::default_cache_dir).
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), wasmpipe::Error> {
+/// use std::time::Duration;
+/// let (rx, tx) = wasmpipe::pipe()?;
+/// let mut child = wasmpipe::Sandbox::new("guest.wasm")
+///     .arg("--verbose")
+///     .env("LANG", "C")
+///     .dir("./data", "/data")
+///     .timeout(Duration::from_secs(5))
+///     .stdout(tx)
+///     .spawn()?;
+/// let mut rx = rx.open()?;
+/// while let Some(line) = rx.read_line().await? {
+///     print!("{}", String::from_utf8_lossy(&line));
+/// }
+/// child.wait().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Sandbox {
+    module: Module,
+    program_name: String,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    dirs: Vec<DirGrant>,
+    limits: Limits,
+    stdin: Option<Stdio>,
+    stdout: Option<Stdio>,
+    stderr: Option<StderrMode>,
+    cache: CacheChoice,
+    forbidden_syscall_after_hardening: bool,
+}
+
+impl Sandbox {
+    /// A sandbox for the `wasm32-wasip1` command module at `path`. The runner reads and compiles
+    /// it (untrusted input is never compiled in the parent). The guest's `argv[0]` is the file
+    /// name.
+    pub fn new(path: impl AsRef<Path>) -> Self {
+        let path = path.as_ref();
+        let program_name = path.file_name().unwrap_or(path.as_os_str()).to_string_lossy().into_owned();
+        Self::with_module(Module::Path(path.to_path_buf()), program_name)
+    }
+
+    /// A sandbox for a module held in memory; `program_name` becomes the guest's `argv[0]`. The
+    /// bytes are sent to the runner during [`spawn`](Self::spawn).
+    pub fn from_bytes(program_name: impl Into<String>, bytes: impl Into<Arc<[u8]>>) -> Self {
+        Self::with_module(Module::Bytes(bytes.into()), program_name.into())
+    }
+
+    fn with_module(module: Module, program_name: String) -> Self {
+        Self {
+            module,
+            program_name,
+            args: Vec::new(),
+            env: Vec::new(),
+            dirs: Vec::new(),
+            limits: Limits::default(),
+            stdin: None,
+            stdout: None,
+            stderr: None,
+            cache: CacheChoice::Default,
+            forbidden_syscall_after_hardening: false,
+        }
+    }
+
+    /// Appends an argument to the guest's `argv`.
+    pub fn arg(mut self, arg: impl Into<String>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    /// Appends arguments to the guest's `argv`.
+    pub fn args<I: IntoIterator<Item = S>, S: Into<String>>(mut self, args: I) -> Self {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Sets an environment variable for the guest. The guest sees only the variables set here,
+    /// never the host's.
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Makes the host directory `host` visible to the guest at `guest_path`, read-only. The guest
+    /// cannot reach anything outside it (no `..`, no absolute escapes, no symlinks out).
+    pub fn dir(mut self, host: impl AsRef<Path>, guest_path: impl Into<String>) -> Self {
+        self.dirs.push(DirGrant { host: host.as_ref().into(), guest: guest_path.into(), writable: false });
+        self
+    }
+
+    /// Like [`dir`](Self::dir), but the guest may also create, modify and delete files in it.
+    pub fn dir_writable(mut self, host: impl AsRef<Path>, guest_path: impl Into<String>) -> Self {
+        self.dirs.push(DirGrant { host: host.as_ref().into(), guest: guest_path.into(), writable: true });
+        self
+    }
+
+    /// Replaces all limits.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Sets the wall-clock limit; see [`Limits::timeout`].
+    pub fn timeout(mut self, limit: Duration) -> Self {
+        self.limits = self.limits.timeout(limit);
+        self
+    }
+
+    /// Sets the memory cap in bytes; see [`Limits::memory`].
+    pub fn memory(mut self, bytes: u64) -> Self {
+        self.limits = self.limits.memory(bytes);
+        self
+    }
+
+    /// Sets the fuel budget; see [`Limits::fuel`].
+    pub fn fuel(mut self, units: u64) -> Self {
+        self.limits = self.limits.fuel(units);
+        self
+    }
+
+    /// The guest's stdin: typically a [`PipeReader`] from [`pipe()`](crate::pipe()), or
+    /// `Stdio::inherit()` to pass the parent's own stdin through.
+    pub fn stdin(mut self, stdin: impl Into<Stdio>) -> Self {
+        self.stdin = Some(stdin.into());
+        self
+    }
+
+    /// The guest's stdout: typically a [`PipeWriter`](crate::PipeWriter), or `Stdio::inherit()`.
+    pub fn stdout(mut self, stdout: impl Into<Stdio>) -> Self {
+        self.stdout = Some(stdout.into());
+        self
+    }
+
+    /// The guest's stderr (the parent's stderr by default).
+    pub fn stderr(mut self, stderr: impl Into<Stdio>) -> Self {
+        self.stderr = Some(StderrMode::Given(stderr.into()));
+        self
+    }
+
+    /// Captures the guest's stderr instead of passing it through, keeping the last `max_bytes`
+    /// (so a guest flooding stderr costs bounded memory). Read it with
+    /// [`SandboxChild::captured_stderr`] after [`wait`](SandboxChild::wait).
+    pub fn capture_stderr(mut self, max_bytes: usize) -> Self {
+        self.stderr = Some(StderrMode::Captured(max_bytes));
+        self
+    }
+
+    /// Hands one end of a [`duplex()`](crate::duplex()) pipe to the guest as its stdin and
+    /// stdout (aiopipe's `detach`).
+    pub fn duplex(self, end: Duplex) -> Self {
+        let (rx, tx) = end.into_parts();
+        self.stdin(rx).stdout(tx)
+    }
+
+    /// Uses this directory for the compiled-module cache.
+    pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cache = CacheChoice::Dir(dir.into());
+        self
+    }
+
+    /// Compiles the module at every start instead of using the cache.
+    pub fn no_cache(mut self) -> Self {
+        self.cache = CacheChoice::Disabled;
+        self
+    }
+
+    #[doc(hidden)]
+    /// Test hook: the runner makes a forbidden syscall right after hardening.
+    pub fn forbidden_syscall_after_hardening(mut self) -> Self {
+        self.forbidden_syscall_after_hardening = true;
+        self
+    }
+
+    /// Starts the guest in a new runner process, handing it the configured stdio; the parent's
+    /// copies of those ends are closed once the child has them.
+    ///
+    /// Stdio that was set is consumed, so spawning the same builder again gives the next guest
+    /// `/dev/null` unless new ends are set.
+    pub fn spawn(&mut self) -> Result<SandboxChild> {
+        crate::runner::ensure_hook_linked();
+        let (parent_control, child_control) = UnixStream::pair().map_err(spawn_error)?;
+        let mut command = Command::new("/proc/self/exe");
+        command.arg0(format!("wasmpipe-runner: {}", self.program_name));
+        command.env_clear().env(RUNNER_MARKER, "1");
+        command.stdin(self.stdin.take().unwrap_or_else(Stdio::null));
+        command.stdout(self.stdout.take().unwrap_or_else(Stdio::null));
+        let capture = match self.stderr.take() {
+            Some(StderrMode::Given(stdio)) => {
+                command.stderr(stdio);
+                None
+            }
+            Some(StderrMode::Captured(max)) => {
+                let (reader, writer) = pipe::pipe().map_err(spawn_error)?;
+                command.stderr(writer);
+                Some((reader, max))
+            }
+            None => None,
+        };
+        let control_fd = child_control.as_raw_fd();
+        // SAFETY: between fork and exec only async-signal-safe calls are allowed; dup2 and fcntl
+        // are. The control socket is CLOEXEC like every fd of ours; it survives exec only as fd 3.
+        unsafe {
+            command.pre_exec(move || {
+                if control_fd == CONTROL_FD {
+                    let flags = libc::fcntl(CONTROL_FD, libc::F_GETFD);
+                    libc::fcntl(CONTROL_FD, libc::F_SETFD, flags & !libc::FD_CLOEXEC);
+                } else if libc::dup2(control_fd, CONTROL_FD) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let started = Instant::now();
+        let mut process = command.spawn().map_err(spawn_error)?;
+        // Our copies of the handed-over ends (held by `command`) close here.
+        drop(command);
+        drop(child_control);
+        if let Err(error) = self.send_config(&parent_control) {
+            let _ = process.kill();
+            let _ = process.wait();
+            return Err(error);
+        }
+        let mut child =
+            SandboxChild::new(process, parent_control, self.limits.timeout_limit().map(|limit| (started, limit)))?;
+        child.stderr_capture = capture.map(|(reader, max)| spawn_stderr_capture(reader, max)).transpose()?;
+        Ok(child)
+    }
+
+    /// Starts the guest with fresh pipes as its stdin and stdout and returns the parent's ends:
+    /// `(child, writer to the guest's stdin, reader of the guest's stdout)`.
+    pub fn spawn_piped(&mut self) -> Result<(SandboxChild, AsyncWriter, AsyncReader)> {
+        let (parent_end, child_end) = pipe::duplex()?;
+        let mut sandbox = std::mem::replace(self, Sandbox::from_bytes("", Vec::new()));
+        sandbox = sandbox.duplex(child_end);
+        let spawned = sandbox.spawn();
+        *self = sandbox;
+        let child = spawned?;
+        let (reader, writer) = parent_end.open()?;
+        Ok((child, writer, reader))
+    }
+
+    /// Sends the config (and in-memory module) on the still-blocking control socket; the runner
+    /// reads it concurrently, so this returns as soon as the last byte is in flight.
+    fn send_config(&self, mut control: &UnixStream) -> Result<()> {
+        let (source, inline) = match &self.module {
+            Module::Path(path) => {
+                (ModuleSource::Path(std::path::absolute(path).unwrap_or_else(|_| path.clone())), None)
+            }
+            Module::Bytes(bytes) => (ModuleSource::Inline(bytes.len() as u64), Some(bytes)),
+        };
+        let cache_dir = match &self.cache {
+            CacheChoice::Default => crate::cache::default_cache_dir(),
+            CacheChoice::Dir(dir) => Some(dir.clone()),
+            CacheChoice::Disabled => None,
+        };
+        let config = RunnerConfig {
+            module: source,
+            argv: std::iter::once(self.program_name.clone()).chain(self.args.iter().cloned()).collect(),
+            env: self.env.clone(),
+            dirs: self
+                .dirs
+                .iter()
+                .map(|grant| DirGrant {
+                    host: std::path::absolute(&grant.host).unwrap_or_else(|_| grant.host.clone()),
+                    ..grant.clone()
+                })
+                .collect(),
+            limits: self.limits,
+            cache_dir,
+            forbidden_syscall_after_hardening: self.forbidden_syscall_after_hardening,
+        };
+        let sent = protocol::write_config(&mut control, &config).and_then(|()| match inline {
+            Some(bytes) => control.write_all(bytes),
+            None => Ok(()),
+        });
+        // A runner that died before reading its config says why in its exit status; wait() tells.
+        sent.or_else(|e| if e.kind() == io::ErrorKind::BrokenPipe { Ok(()) } else { Err(spawn_error(e)) })
+    }
+}
+
+fn spawn_error(error: io::Error) -> Error {
+    Error::Spawn(error.to_string())
+}
+
+fn spawn_stderr_capture(reader: PipeReader, max: usize) -> Result<JoinHandle<Vec<u8>>> {
+    let mut reader = reader.open()?;
+    Ok(tokio::spawn(async move {
+        let mut tail = std::collections::VecDeque::with_capacity(max.min(64 * 1024));
+        let mut chunk = vec![0u8; 16 * 1024];
+        while let Ok(n @ 1..) = reader.read(&mut chunk).await {
+            tail.extend(&chunk[..n]);
+            let excess = tail.len().saturating_sub(max);
+            tail.drain(..excess);
+        }
+        tail.into()
+    }))
+}
+
+/// A running (or finished) sandboxed guest.
+///
+/// Dropping it kills and reaps the runner (see the [module caveats](self)).
+#[derive(Debug)]
+pub struct SandboxChild {
+    process: Option<Child>,
+    /// Readable when the process has exited (`None` on kernels without pidfds: then we poll).
+    exit_signal: Option<AsyncFd<OwnedFd>>,
+    control: Option<tokio::net::UnixStream>,
+    stderr_capture: Option<JoinHandle<Vec<u8>>>,
+    captured_stderr: Vec<u8>,
+    /// When the runner started, and its wall-clock limit.
+    deadline: Option<(Instant, Duration)>,
+    ended: Option<Ending>,
+}
+
+/// What `wait` learned, kept so it can be asked again.
+#[derive(Debug, Clone)]
+struct Ending {
+    verdict: Option<Verdict>,
+    status: ExitStatus,
+    /// The parent killed the runner because its watchdog did not end it in time.
+    backstop_timeout: Option<Duration>,
+}
+
+impl SandboxChild {
+    fn new(process: Child, control: UnixStream, deadline: Option<(Instant, Duration)>) -> Result<Self> {
+        let pid = rustix::process::Pid::from_raw(process.id() as i32).expect("a child's pid is positive");
+        let exit_signal = match rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()) {
+            // SAFETY: the AsyncFd owns the pidfd, so the fd stays open and unchanged while it is
+            // registered.
+            Ok(pidfd) => Some(
+                unsafe { AsyncFd::register_with_interest(pidfd, tokio::io::Interest::READABLE) }
+                    .map_err(|e| io::Error::other(e.to_string()))?,
+            ),
+            Err(_) => None,
+        };
+        control.set_nonblocking(true)?;
+        let control = tokio::net::UnixStream::from_std(control)?;
+        Ok(Self {
+            process: Some(process),
+            exit_signal,
+            control: Some(control),
+            stderr_capture: None,
+            captured_stderr: Vec::new(),
+            deadline,
+            ended: None,
+        })
+    }
+
+    /// The runner's process id.
+    pub fn id(&self) -> Option<u32> {
+        self.process.as_ref().map(Child::id)
+    }
+
+    /// Kills the runner with `SIGKILL`; [`wait`](Self::wait) then reports
+    /// [`Error::Killed`]`(9)`. Does nothing if the guest already ended.
+    pub fn kill(&mut self) -> io::Result<()> {
+        match &mut self.process {
+            Some(process) if self.ended.is_none() => process.kill(),
+            _ => Ok(()),
+        }
+    }
+
+    /// Waits for the guest to end and reports how: `Ok` with its exit code when it ran to
+    /// completion, otherwise the typed failure ([`Error::Timeout`], [`Error::Trap`],
+    /// [`Error::MemoryLimit`], [`Error::Killed`], …). Calling it again returns the same answer.
+    ///
+    /// With a timeout configured, this also enforces it as a last resort: a runner still alive one
+    /// second after the limit is killed, and the result is [`Error::Timeout`].
+    pub async fn wait(&mut self) -> Result<GuestExit> {
+        if self.ended.is_none() {
+            let ending = self.wait_for_ending().await?;
+            if let Some(capture) = self.stderr_capture.take() {
+                self.captured_stderr = capture.await.unwrap_or_default();
+            }
+            self.ended = Some(ending);
+        }
+        self.ended.as_ref().expect("set above").to_result()
+    }
+
+    /// The tail of the guest's stderr, when it was [captured](Sandbox::capture_stderr); complete
+    /// once [`wait`](Self::wait) has returned.
+    pub fn captured_stderr(&self) -> &[u8] {
+        &self.captured_stderr
+    }
+
+    async fn wait_for_ending(&mut self) -> Result<Ending> {
+        let backstop = self.deadline.map(|(started, limit)| (started + limit + BACKSTOP_GRACE, limit));
+        let outcome = match backstop {
+            Some((deadline, _)) => tokio::time::timeout_at(deadline.into(), self.verdict_and_status()).await.ok(),
+            None => Some(self.verdict_and_status().await),
+        };
+        match outcome {
+            Some(result) => {
+                let (verdict, status) = result?;
+                Ok(Ending { verdict, status, backstop_timeout: None })
+            }
+            None => {
+                let process = self.process.as_mut().expect("process is present until drop");
+                let _ = process.kill();
+                let status = process.wait()?;
+                Ok(Ending { verdict: None, status, backstop_timeout: backstop.map(|(_, limit)| limit) })
+            }
+        }
+    }
+
+    async fn verdict_and_status(&mut self) -> Result<(Option<Verdict>, ExitStatus)> {
+        let mut report = Vec::new();
+        if let Some(control) = &mut self.control {
+            // The runner writes its verdict and exits; EOF comes with its exit. A reset socket is
+            // a dead runner, which the exit status explains.
+            let _ = control.read_to_end(&mut report).await;
+        }
+        self.control = None;
+        let status = self.exit_status().await?;
+        Ok((protocol::decode_verdict(&report), status))
+    }
+
+    async fn exit_status(&mut self) -> Result<ExitStatus> {
+        let process = self.process.as_mut().expect("process is present until drop");
+        loop {
+            if let Some(status) = process.try_wait()? {
+                return Ok(status);
+            }
+            match &self.exit_signal {
+                Some(pidfd) => pidfd.readable().await?.clear_ready(),
+                None => tokio::time::sleep(Duration::from_millis(5)).await,
+            }
+        }
+    }
+}
+
+impl Ending {
+    fn to_result(&self) -> Result<GuestExit> {
+        if let Some(limit) = self.backstop_timeout {
+            return Err(Error::Timeout(limit));
+        }
+        if let Some(signal) = self.status.signal() {
+            return Err(Error::Killed(signal));
+        }
+        match self.verdict.clone() {
+            Some(Verdict::Exited { code }) => Ok(GuestExit::new(code)),
+            Some(Verdict::Timeout { limit }) => Err(Error::Timeout(limit)),
+            Some(Verdict::MemoryLimit { limit }) => Err(Error::MemoryLimit(limit)),
+            Some(Verdict::FuelExhausted) => Err(Error::FuelExhausted),
+            Some(Verdict::Trap { message, wasm_backtrace }) => Err(Error::Trap { message, wasm_backtrace }),
+            Some(Verdict::InvalidModule { message }) => Err(Error::InvalidModule(message)),
+            Some(Verdict::Failed { message }) => Err(Error::Spawn(message)),
+            None => Err(Error::Runner(format!("the runner exited with {} without reporting a verdict", self.status))),
+        }
+    }
+}
+
+impl Drop for SandboxChild {
+    fn drop(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            if self.ended.is_none() {
+                let _ = process.kill();
+            }
+            let _ = process.wait();
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! Compiles every guest in `guests/` for wasm32-wasip1 and generates a path constant for each,
+//! so a plain `cargo test` builds and runs everything end to end.
+
+#[path = "../build-support/guests.rs"]
+mod guests;
+
+use std::path::PathBuf;
+
+fn main() {
+    let manifest_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap());
+    let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").unwrap());
+    let built = guests::build_guests(&manifest_dir.join("../guests"), &out_dir);
+    guests::write_path_constants(&built, &out_dir);
+}

@@ -1,0 +1,55 @@
+//! Shared helpers for the end-to-end tests in `tests/`.
+
+/// Paths of the guests in `guests/`, compiled for wasm32-wasip1 by `build.rs`.
+pub mod guests {
+    include!(concat!(env!("OUT_DIR"), "/guests.rs"));
+}
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+/// The fd numbers open in process `pid`, from `/proc/<pid>/fd`.
+pub fn open_fds(pid: u32) -> BTreeSet<i32> {
+    open_fds_in(&Path::new("/proc").join(pid.to_string()).join("fd"))
+}
+
+/// The fd numbers open in this process (excluding the one used to list them).
+pub fn own_open_fds() -> BTreeSet<i32> {
+    let mut fds = BTreeSet::new();
+    for entry in std::fs::read_dir("/proc/self/fd").expect("/proc/self/fd is readable") {
+        fds.insert(entry.unwrap().file_name().to_string_lossy().parse().unwrap());
+    }
+    // The directory listing itself held one fd, which is closed by now.
+    fds.retain(|&fd| is_open(fd));
+    fds
+}
+
+fn open_fds_in(dir: &Path) -> BTreeSet<i32> {
+    std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().parse().unwrap())
+        .collect()
+}
+
+/// Whether `fd` is an open descriptor in this process.
+pub fn is_open(fd: i32) -> bool {
+    // SAFETY: F_GETFD only queries the descriptor table.
+    unsafe { libc::fcntl(fd, libc::F_GETFD) != -1 }
+}
+
+/// Zombie children of this process (state `Z` in `/proc/<pid>/stat`).
+pub fn zombie_children() -> Vec<u32> {
+    let me = std::process::id();
+    let mut zombies = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        // Format: pid (comm) state ppid ...; comm may contain spaces, so split after the ')'.
+        let Some(rest) = stat.rsplit_once(')').map(|(_, rest)| rest) else { continue };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.first() == Some(&"Z") && fields.get(1).and_then(|ppid| ppid.parse().ok()) == Some(me) {
+            zombies.push(pid);
+        }
+    }
+    zombies
+}

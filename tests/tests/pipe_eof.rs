@@ -1,0 +1,53 @@
+//! End of file travels both ways, and a vanished reader is an error, not a signal.
+
+use std::io::ErrorKind;
+use wasmpipe::Sandbox;
+use wasmpipe_tests::guests;
+
+#[tokio::test]
+async fn eof_reaches_the_guest_and_comes_back() {
+    let (mainpipe, chpipe) = wasmpipe::duplex().unwrap();
+    let mut child = Sandbox::new(guests::ECHO).duplex(chpipe).spawn().unwrap();
+    let (mut rx, mut tx) = mainpipe.open().unwrap();
+    for i in 0..100 {
+        tx.write_all(format!("line {i}\n").as_bytes()).await.unwrap();
+    }
+    // Closing our writer is the guest's EOF; its exit is our EOF.
+    tx.shutdown().await.unwrap();
+    for i in 0..100 {
+        assert_eq!(rx.read_line().await.unwrap(), Some(format!("line {i}\n").into_bytes()));
+    }
+    assert_eq!(rx.read_line().await.unwrap(), None);
+    assert!(child.wait().await.unwrap().success());
+}
+
+#[tokio::test]
+async fn the_last_line_without_a_newline_is_not_lost() {
+    let (mainpipe, chpipe) = wasmpipe::duplex().unwrap();
+    let mut child = Sandbox::new(guests::UPPER).duplex(chpipe).spawn().unwrap();
+    let (mut rx, mut tx) = mainpipe.open().unwrap();
+    tx.write_all(b"first\nno newline").await.unwrap();
+    drop(tx);
+    assert_eq!(rx.read_line().await.unwrap().as_deref(), Some(&b"FIRST\n"[..]));
+    assert_eq!(rx.read_line().await.unwrap().as_deref(), Some(&b"NO NEWLINE"[..]));
+    assert_eq!(rx.read_line().await.unwrap(), None);
+    assert!(child.wait().await.unwrap().success());
+}
+
+#[tokio::test]
+async fn a_guest_that_exits_early_gives_the_writer_broken_pipe() {
+    let (mainpipe, chpipe) = wasmpipe::duplex().unwrap();
+    let mut child = Sandbox::new(guests::EXIT_EARLY).duplex(chpipe).spawn().unwrap();
+    let (mut rx, mut tx) = mainpipe.open().unwrap();
+    assert_eq!(rx.read_line().await.unwrap().as_deref(), Some(&b"bye\n"[..]));
+    assert!(child.wait().await.unwrap().success());
+    // The guest is gone: writing must fail with BrokenPipe, and this process must live on
+    // (were SIGPIPE not ignored, the test binary would die here).
+    let chunk = vec![b'x'; 64 * 1024];
+    let error = loop {
+        if let Err(error) = tx.write_all(&chunk).await {
+            break error;
+        }
+    };
+    assert_eq!(error.kind(), ErrorKind::BrokenPipe);
+}
