@@ -50,6 +50,8 @@ pub(crate) struct RunnerConfig {
     pub limits: Limits,
     /// Compiled-module cache directory; `None` compiles every time.
     pub cache_dir: Option<PathBuf>,
+    /// Only compile the module into the cache, then exit 0; nothing runs.
+    pub compile_only: bool,
     /// Test hook: after hardening, make a syscall the seccomp filter forbids.
     pub forbidden_syscall_after_hardening: bool,
 }
@@ -133,6 +135,7 @@ mod tests {
             dirs: vec![],
             limits: Limits::default(),
             cache_dir: None,
+            compile_only: false,
             forbidden_syscall_after_hardening: false,
         };
         let mut frame = Vec::new();

@@ -96,6 +96,7 @@ pub struct Sandbox {
     stdout: Option<Stdio>,
     stderr: Option<StderrMode>,
     cache: CacheChoice,
+    compile_only: bool,
     forbidden_syscall_after_hardening: bool,
 }
 
@@ -127,6 +128,7 @@ impl Sandbox {
             stdout: None,
             stderr: None,
             cache: CacheChoice::Default,
+            compile_only: false,
             forbidden_syscall_after_hardening: false,
         }
     }
@@ -295,6 +297,19 @@ impl Sandbox {
         Ok(child)
     }
 
+    /// Compiles the module into the compiled-module cache without running it, so the next
+    /// [`spawn`](Self::spawn) starts in milliseconds. Compilation happens in a runner process
+    /// under this sandbox's limits, like every handling of untrusted bytes.
+    ///
+    /// Fails with [`Error::InvalidModule`] if the module does not compile. Does nothing useful
+    /// with [`no_cache`](Self::no_cache).
+    pub async fn compile(&mut self) -> Result<()> {
+        self.compile_only = true;
+        let spawned = self.spawn();
+        self.compile_only = false;
+        spawned?.wait().await.map(drop)
+    }
+
     /// Starts the guest with fresh pipes as its stdin and stdout and returns the parent's ends:
     /// `(child, writer to the guest's stdin, reader of the guest's stdout)`.
     pub fn spawn_piped(&mut self) -> Result<(SandboxChild, AsyncWriter, AsyncReader)> {
@@ -336,6 +351,7 @@ impl Sandbox {
                 .collect(),
             limits: self.limits,
             cache_dir,
+            compile_only: self.compile_only,
             forbidden_syscall_after_hardening: self.forbidden_syscall_after_hardening,
         };
         let sent = protocol::write_config(&mut control, &config).and_then(|()| match inline {

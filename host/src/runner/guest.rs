@@ -65,21 +65,25 @@ impl ResourceLimiter for GuestLimiter {
     }
 }
 
-/// Compiles (or loads) the module and sets up its store. `Err` is the verdict to report.
-pub(crate) fn prepare(
-    engine: Engine,
+/// Compiles the module, or loads it from the cache. `Err` is the verdict to report.
+pub(crate) fn compile(
+    engine: &Engine,
     config: &RunnerConfig,
     inline_module: Option<Vec<u8>>,
-) -> Result<Prepared, Verdict> {
-    let failed = |message| Verdict::Failed { message };
+) -> Result<Module, Verdict> {
     let bytes = match (&config.module, inline_module) {
         (_, Some(bytes)) => bytes,
         (ModuleSource::Path(path), None) => std::fs::read(path)
             .map_err(|e| Verdict::InvalidModule { message: format!("cannot read {}: {e}", path.display()) })?,
-        (ModuleSource::Inline(_), None) => unreachable!("inline modules are read before preparing"),
+        (ModuleSource::Inline(_), None) => unreachable!("inline modules are read before compiling"),
     };
-    let module = cache::load_module(&engine, &bytes, config.cache_dir.as_deref())
-        .map_err(|message| Verdict::InvalidModule { message })?;
+    cache::load_module(engine, &bytes, config.cache_dir.as_deref())
+        .map_err(|message| Verdict::InvalidModule { message })
+}
+
+/// Links the module against WASI and sets up its store. `Err` is the verdict to report.
+pub(crate) fn prepare(engine: Engine, module: Module, config: &RunnerConfig) -> Result<Prepared, Verdict> {
+    let failed = |message| Verdict::Failed { message };
     let mut linker = Linker::new(&engine);
     p1::add_to_linker_sync(&mut linker, |state: &mut GuestState| &mut state.wasi)
         .map_err(|e| failed(format!("cannot link WASI: {e:#}")))?;

@@ -61,6 +61,7 @@ const ALWAYS_ALLOWED: &[i64] = &[
 /// cap-std, relative to the preopened directory fds).
 const FILE_ACCESS: &[i64] = &[
     libc::SYS_openat,
+    libc::SYS_openat2,
     libc::SYS_getdents64,
     libc::SYS_readlinkat,
     libc::SYS_fstatfs,

@@ -77,7 +77,14 @@ fn run(mut control: File) -> Result<Verdict, String> {
     if let Some(limit) = config.limits.timeout_limit() {
         start_watchdog(engine.clone(), started + limit, limit);
     }
-    let prepared = match guest::prepare(engine, &config, inline_module) {
+    let module = match guest::compile(&engine, &config, inline_module) {
+        Ok(module) => module,
+        Err(verdict) => return Ok(verdict),
+    };
+    if config.compile_only {
+        return Ok(Verdict::Exited { code: 0 });
+    }
+    let prepared = match guest::prepare(engine, module, &config) {
         Ok(prepared) => prepared,
         Err(verdict) => return Ok(verdict),
     };

@@ -1,0 +1,69 @@
+//! A guest probing its prison finds every door shut; the runner's second wall holds.
+
+use wasmpipe::{Error, Sandbox};
+use wasmpipe_tests::guests;
+
+const PROBES: &[&str] = &[
+    "read-passwd",
+    "list-root",
+    "list-cwd",
+    "write-outside",
+    "dotdot",
+    "env",
+    "fds",
+    "tcp-connect",
+    "tcp-bind",
+    "udp-bind",
+];
+
+#[tokio::test]
+async fn every_escape_attempt_fails_inside_the_guest() {
+    // Host environment variables exist (HOME, PATH, ...); the guest must see none of them.
+    assert!(std::env::vars_os().next().is_some());
+    let (rx, tx) = wasmpipe::pipe().unwrap();
+    let mut child = Sandbox::new(guests::PROBE).stdout(tx).spawn().unwrap();
+    let mut rx = rx.open().unwrap();
+    let mut report = Vec::new();
+    while let Some(line) = rx.read_line().await.unwrap() {
+        report.push(String::from_utf8(line).unwrap());
+    }
+    let result = child.wait().await;
+    for probe in PROBES {
+        let line = report.iter().find(|line| line.split_whitespace().nth(1) == Some(&format!("{probe}:")));
+        let line = line.unwrap_or_else(|| panic!("no report for {probe}: {report:?}"));
+        assert!(line.starts_with("blocked "), "{line}");
+    }
+    assert!(result.unwrap().success(), "the probe saw an escape: {report:?}");
+}
+
+#[tokio::test]
+async fn a_forbidden_syscall_kills_the_runner_with_sigsys() {
+    let mut child = Sandbox::new(guests::SIMPLEX).forbidden_syscall_after_hardening().spawn().unwrap();
+    let result = child.wait().await;
+    assert!(matches!(result, Err(Error::Killed(libc::SIGSYS))), "{result:?}");
+}
+
+#[tokio::test]
+async fn a_killed_runner_is_reported_as_killed_never_as_success() {
+    let (stdin, _keep_open) = wasmpipe::pipe().unwrap();
+    let (rx, tx) = wasmpipe::pipe().unwrap();
+    let mut child = Sandbox::new(guests::UPPER).stdin(stdin).stdout(tx).spawn().unwrap();
+    child.kill().unwrap();
+    assert!(matches!(child.wait().await, Err(Error::Killed(libc::SIGKILL))));
+    // And the guest's stdout reaches EOF with it.
+    assert_eq!(rx.open().unwrap().read_line().await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_granted_directory_is_readable_but_not_writable() {
+    let dir = std::env::temp_dir().join(format!("wasmpipe-dir-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("file.txt"), b"granted contents\n").unwrap();
+    let (rx, tx) = wasmpipe::pipe().unwrap();
+    let mut child = Sandbox::new(guests::CAT).dir(&dir, "/data").arg("/data/file.txt").stdout(tx).spawn().unwrap();
+    let mut out = Vec::new();
+    rx.open().unwrap().read_to_end(&mut out).await.unwrap();
+    assert!(child.wait().await.unwrap().success());
+    assert_eq!(out, b"granted contents\n");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
