@@ -43,7 +43,9 @@ pub(crate) fn load_module(engine: &Engine, bytes: &[u8], cache_dir: Option<&Path
     if let Some(module) = read_entry(engine, &entry) {
         return Ok(module);
     }
-    let compiled = engine.precompile_module(bytes).map_err(|e| invalid(&e))?;
+    let compiled = engine.precompile_module(bytes).map_err(|e| invalid(&e));
+    settle_compiler_threads();
+    let compiled = compiled?;
     // Best effort: a failure to store only costs the next start a compilation.
     let _ = write_entry(dir, &entry, &compiled);
     // SAFETY: `compiled` was produced just now by `precompile_module` on this very engine.
@@ -51,7 +53,18 @@ pub(crate) fn load_module(engine: &Engine, bytes: &[u8], cache_dir: Option<&Path
 }
 
 fn compile(engine: &Engine, bytes: &[u8]) -> Result<Module, String> {
-    Module::new(engine, bytes).map_err(|e| invalid(&e))
+    let module = Module::new(engine, bytes).map_err(|e| invalid(&e));
+    settle_compiler_threads();
+    module
+}
+
+/// Waits until every thread of the parallel compiler's pool has started.
+///
+/// wasmtime compiles on rayon's global pool, whose threads start asynchronously; on a loaded
+/// machine one may still be starting (making its own setup syscalls) when the runner applies its
+/// seccomp filter, which would kill the runner. A broadcast returns only once each thread ran it.
+fn settle_compiler_threads() {
+    rayon::broadcast(|_| ());
 }
 
 fn invalid(error: &wasmtime::Error) -> String {

@@ -1,5 +1,6 @@
 //! Loading, linking and running the guest inside the runner.
 
+use super::stdio::{self, FastStdio, HasFastStdio};
 use crate::cache;
 use crate::protocol::{DirGrant, ModuleSource, RunnerConfig, Verdict};
 use std::fs::File;
@@ -42,6 +43,13 @@ pub(crate) struct Prepared {
 pub(crate) struct GuestState {
     wasi: WasiP1Ctx,
     limiter: GuestLimiter,
+    stdio: FastStdio,
+}
+
+impl HasFastStdio for GuestState {
+    fn fast_stdio(&mut self) -> &mut FastStdio {
+        &mut self.stdio
+    }
 }
 
 /// Caps memories and tables at the configured limit, and records whether it ever had to say no,
@@ -90,8 +98,11 @@ pub(crate) fn prepare(engine: Engine, module: Module, config: &RunnerConfig) -> 
     let wasi = wasi_context(config).map_err(failed)?;
     let limiter =
         GuestLimiter { limit: usize::try_from(config.limits.memory_limit()).unwrap_or(usize::MAX), denied: false };
-    let mut store = Store::new(&engine, GuestState { wasi, limiter });
+    let mut store = Store::new(&engine, GuestState { wasi, limiter, stdio: FastStdio::default() });
     store.limiter(|state| &mut state.limiter);
+    if config.dirs.is_empty() {
+        stdio::install(&mut linker).map_err(|e| failed(format!("cannot link the stdio fast path: {e:#}")))?;
+    }
     // The watchdog bumps the epoch once, at the deadline; one tick is the whole budget.
     store.set_epoch_deadline(1);
     store.epoch_deadline_trap();
@@ -132,6 +143,8 @@ impl Prepared {
             Ok(instance) => instance,
             Err(error) => return Err(classify(&self.store, error, Phase::Instantiate, self.timeout)),
         };
+        let memory = instance.get_memory(&mut self.store, "memory");
+        stdio::activate(&mut self.store, memory);
         let start =
             instance.get_typed_func::<(), ()>(&mut self.store, "_start").map_err(|_| Verdict::InvalidModule {
                 message: "the module has no `_start` function (is it a WASI command module?)".into(),

@@ -13,6 +13,7 @@
 
 mod guest;
 mod harden;
+mod stdio;
 
 use crate::protocol::{self, CONTROL_FD, ModuleSource, RUNNER_MARKER, Verdict};
 use std::fs::File;
@@ -115,14 +116,7 @@ fn enter_wasi_runtime() -> Result<tokio::runtime::EnterGuard<'static>, String> {
         .build()
         .map_err(|e| format!("cannot start the wasi runtime: {e}"))?;
     let handle = HANDLE.get_or_init(|| runtime.handle().clone());
-    let (started, is_running) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        runtime.block_on(async move {
-            let _ = started.send(());
-            std::future::pending::<()>().await
-        })
-    });
-    is_running.recv().map_err(|_| "the wasi runtime thread died".to_string())?;
+    spawn_running(move || runtime.block_on(std::future::pending::<()>()));
     Ok(handle.enter())
 }
 
@@ -132,7 +126,7 @@ fn enter_wasi_runtime() -> Result<tokio::runtime::EnterGuard<'static>, String> {
 /// It reads fd 3 in place rather than through a duplicate, which would be one more fd in the
 /// runner; the `File` in [`CONTROL`] keeps it open until exit.
 fn watch_lifeline() {
-    std::thread::spawn(move || {
+    spawn_running(move || {
         // SAFETY: fd 3 stays open until the process exits; ManuallyDrop never closes it here.
         let lifeline = std::mem::ManuallyDrop::new(unsafe { File::from_raw_fd(CONTROL_FD) });
         let mut byte = [0u8; 1];
@@ -145,12 +139,28 @@ fn watch_lifeline() {
 /// Interrupts a computing guest at the deadline (epoch interruption makes it trap), and ends the
 /// runner shortly after if the guest is stuck in a host call and never comes back to wasm.
 fn start_watchdog(engine: wasmtime::Engine, deadline: Instant, limit: Duration) {
-    std::thread::spawn(move || {
+    spawn_running(move || {
         std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
         engine.increment_epoch();
         std::thread::sleep(BLOCKED_GUEST_GRACE);
         report_and_exit(&Verdict::Timeout { limit });
     });
+}
+
+/// Spawns a thread and returns once it runs `body`.
+///
+/// A new thread makes a few syscalls of its own before it gets to its closure (glibc registers
+/// `rseq` and the robust futex list, Rust sets up its stack guard); on a loaded machine that can
+/// happen arbitrarily late, and after hardening those syscalls are fatal. So every runner thread
+/// is known to be running before the seccomp filter is applied.
+fn spawn_running(body: impl FnOnce() + Send + 'static) {
+    let (running, is_running) = std::sync::mpsc::sync_channel(0);
+    std::thread::spawn(move || {
+        let _ = running.send(());
+        body()
+    });
+    // If the thread could not start, spawn has already panicked; a closed channel cannot happen.
+    let _ = is_running.recv();
 }
 
 /// Sends the verdict (first caller wins) and exits with its status.
