@@ -52,7 +52,7 @@
 //! Not protected: CPU time is bounded only by the wall-clock limit (no CPU share), the runner runs
 //! as the same user as the host (no user or mount namespaces), side channels (timing, Spectre)
 //! between guests and host are not mitigated beyond what wasmtime does, and the seccomp filter
-//! exists only on x86_64 and aarch64 Linux.
+//! exists only on x86_64 Linux (elsewhere the other layers stand alone).
 
 #![deny(missing_docs)]
 

@@ -36,6 +36,8 @@ async fn every_escape_attempt_fails_inside_the_guest() {
     assert!(result.unwrap().success(), "the probe saw an escape: {report:?}");
 }
 
+/// The seccomp filter exists on x86_64 only.
+#[cfg(target_arch = "x86_64")]
 #[tokio::test]
 async fn a_forbidden_syscall_kills_the_runner_with_sigsys() {
     let mut child = Sandbox::new(guests::SIMPLEX).forbidden_syscall_after_hardening().spawn().unwrap();

@@ -51,3 +51,15 @@ async fn a_guest_that_exits_early_gives_the_writer_broken_pipe() {
     };
     assert_eq!(error.kind(), ErrorKind::BrokenPipe);
 }
+
+#[tokio::test]
+async fn a_guest_closing_its_stdout_is_eof_for_the_parent_while_it_runs_on() {
+    let (mainpipe, chpipe) = wasmpipe::duplex().unwrap();
+    let mut child = Sandbox::new(guests::CLOSE_STDOUT).duplex(chpipe).spawn().unwrap();
+    let (mut rx, tx) = mainpipe.open().unwrap();
+    assert_eq!(rx.read_line().await.unwrap().as_deref(), Some(&b"done\n"[..]));
+    // The guest is still running (it waits for our EOF), yet its output has ended.
+    assert_eq!(rx.read_line().await.unwrap(), None);
+    drop(tx);
+    assert!(child.wait().await.unwrap().success());
+}

@@ -161,10 +161,16 @@ pub(crate) struct Ready {
 }
 
 impl Ready {
-    pub(crate) fn run(mut self) -> Verdict {
-        match self.start.call(&mut self.store, ()) {
+    /// Runs `_start` and says how it ended.
+    ///
+    /// The store is deliberately never dropped: through wasmtime-wasi it owns `File`s for fds
+    /// 0–2, which the guest may already have closed through the fast path (closing twice aborts
+    /// under Rust's I/O-safety checks), and the runner `_exit`s right after the verdict anyway.
+    pub(crate) fn run(self) -> Verdict {
+        let Ready { store, start, timeout } = Box::leak(Box::new(self));
+        match start.call(&mut *store, ()) {
             Ok(()) => Verdict::Exited { code: 0 },
-            Err(error) => classify(&self.store, error, Phase::Run, self.timeout),
+            Err(error) => classify(store, error, Phase::Run, *timeout),
         }
     }
 }

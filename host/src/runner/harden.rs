@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 /// Syscalls the runner needs once the guest runs: I/O on the fds it already holds, memory
 /// management for linear-memory growth and the allocator, futexes and the wasi runtime's event
 /// loop (its threads exist already), clocks and sleeping, signal delivery for wasm traps, exit.
+#[cfg(target_arch = "x86_64")]
 const ALWAYS_ALLOWED: &[i64] = &[
     libc::SYS_read,
     libc::SYS_readv,
@@ -59,6 +60,7 @@ const ALWAYS_ALLOWED: &[i64] = &[
 
 /// Extra syscalls for guests that were granted directories (wasmtime-wasi reaches files through
 /// cap-std, relative to the preopened directory fds).
+#[cfg(target_arch = "x86_64")]
 const FILE_ACCESS: &[i64] = &[
     libc::SYS_openat,
     libc::SYS_openat2,
@@ -104,6 +106,12 @@ pub(super) fn apply(config: &RunnerConfig) -> Result<(), String> {
     // No RLIMIT_FSIZE: the guest's stdout may legitimately be a regular file (`wasmpipe run >
     // out`), and the limit would kill the runner with SIGXFSZ on its first write.
     rustix::thread::set_no_new_privs(true).map_err(|e| format!("no_new_privs: {e}"))?;
+    apply_seccomp(config)
+}
+
+/// The syscall allowlist is written against x86_64's syscall table.
+#[cfg(target_arch = "x86_64")]
+fn apply_seccomp(config: &RunnerConfig) -> Result<(), String> {
     let mut allowed: Vec<i64> = ALWAYS_ALLOWED.to_vec();
     if !config.dirs.is_empty() {
         allowed.extend_from_slice(FILE_ACCESS);
@@ -112,6 +120,12 @@ pub(super) fn apply(config: &RunnerConfig) -> Result<(), String> {
     seccompiler::apply_filter_all_threads(&program).map_err(|e| format!("seccomp: {e}"))
 }
 
+#[cfg(not(target_arch = "x86_64"))]
+fn apply_seccomp(_config: &RunnerConfig) -> Result<(), String> {
+    Ok(())
+}
+
+#[cfg(target_arch = "x86_64")]
 fn filter(allowed: &[i64]) -> Result<BpfProgram, String> {
     let rules: BTreeMap<i64, Vec<seccompiler::SeccompRule>> = allowed.iter().map(|&nr| (nr, Vec::new())).collect();
     let arch: TargetArch = std::env::consts::ARCH.try_into().map_err(|e| format!("seccomp: {e:?}"))?;
