@@ -85,10 +85,16 @@ pub fn main(args: RunArgs) -> ExitCode {
     match result {
         Ok(exit) => ExitCode::from(exit.code() as u8),
         Err(error) => {
-            eprintln!("wasmpipe: {error}");
+            eprintln!("wasmpipe: {}", one_line(&error.to_string()));
             ExitCode::from(exit_status(&error))
         }
     }
+}
+
+/// The contract is one `wasmpipe:` line per failure, but some messages (wasmparser's, with their
+/// pretty-printed byte arrays) span several: fold all whitespace into single spaces.
+fn one_line(message: &str) -> String {
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// The exit status `wasmpipe run` reports for a failure.

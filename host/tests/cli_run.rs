@@ -1,0 +1,459 @@
+//! `wasmpipe run`: the guest's argv and environment, `--dir` preopens, exit statuses, failures to
+//! start, `--no-cache` and `--help`, through the real `wasmpipe` binary.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+mod guests {
+    #![allow(dead_code)]
+    include!(concat!(env!("OUT_DIR"), "/guests.rs"));
+}
+
+/// A scratch directory for one test, `<tmp>/wasmpipe-cli-<pid>-<test>`, removed when dropped.
+/// Its `cache/` subdirectory is the test's own compiled-module cache.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(test: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("wasmpipe-cli-{}-{test}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(dir.join("cache")).unwrap();
+        Self(dir)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// A `wasmpipe` command that uses this test's cache and nothing of the user's.
+    fn wasmpipe(&self) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_wasmpipe"));
+        command.env("WASMPIPE_CACHE_DIR", self.0.join("cache"));
+        command
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A [`Scratch`] named after the enclosing test function.
+macro_rules! scratch {
+    () => {{
+        fn here() {}
+        let name = std::any::type_name_of_val(&here).trim_end_matches("::here");
+        Scratch::new(name.rsplit("::").next().unwrap())
+    }};
+}
+
+fn describe(output: &Output) -> String {
+    format!(
+        "status: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn code(output: &Output) -> i32 {
+    output.status.code().unwrap_or_else(|| panic!("wasmpipe died of a signal\n{}", describe(output)))
+}
+
+/// The lines of stderr that start with `wasmpipe:`.
+fn wasmpipe_lines(output: &Output) -> Vec<String> {
+    String::from_utf8_lossy(&output.stderr)
+        .lines()
+        .filter(|line| line.starts_with("wasmpipe:"))
+        .map(Into::into)
+        .collect()
+}
+
+/// The one line of stderr that starts with `wasmpipe:`; fails unless there is exactly one, and it
+/// is the last line (wasmpipe reports after the guest is gone, so a line after it would be the
+/// rest of a message spanning several lines).
+fn the_wasmpipe_line(output: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|line| line.starts_with("wasmpipe:")).collect();
+    assert_eq!(lines.len(), 1, "expected exactly one `wasmpipe:` line on stderr\n{}", describe(output));
+    assert_eq!(stderr.lines().last(), Some(lines[0]), "the `wasmpipe:` line is not one line\n{}", describe(output));
+    lines[0].to_owned()
+}
+
+/// The only line of stderr, which must start with `wasmpipe:`.
+fn only_stderr_line(output: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "expected exactly one line on stderr\n{}", describe(output));
+    assert!(lines[0].starts_with("wasmpipe:"), "the stderr line must start with `wasmpipe:`\n{}", describe(output));
+    assert!(lines[0].len() > "wasmpipe:".len() + 5, "the stderr line says nothing\n{}", describe(output));
+    lines[0].to_owned()
+}
+
+fn stdout_lines(output: &Output) -> Vec<String> {
+    String::from_utf8(output.stdout.clone()).unwrap().lines().map(Into::into).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// argv
+
+#[test]
+fn argv0_is_the_module_file_name_then_the_guest_args() {
+    let scratch = scratch!();
+    let output = scratch
+        .wasmpipe()
+        .args(["run", guests::ARGS_ENV, "--", "one", "two words", "", "héllo ✓", "--env", "X=1", "--", "-v"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&output), 0, "{}", describe(&output));
+    assert_eq!(
+        stdout_lines(&output),
+        [
+            "arg:args_env.wasm",
+            "arg:one",
+            "arg:two words",
+            "arg:",
+            "arg:héllo ✓",
+            "arg:--env",
+            "arg:X=1",
+            "arg:--",
+            "arg:-v"
+        ],
+        "{}",
+        describe(&output)
+    );
+    assert_eq!(output.stderr, b"", "{}", describe(&output));
+}
+
+#[test]
+fn without_guest_args_argv_is_only_the_module_file_name() {
+    let scratch = scratch!();
+    for args in [&["run", guests::ARGS_ENV][..], &["run", guests::ARGS_ENV, "--"][..]] {
+        let output = scratch.wasmpipe().args(args).output().unwrap();
+        assert_eq!(code(&output), 0, "{args:?}\n{}", describe(&output));
+        assert_eq!(stdout_lines(&output), ["arg:args_env.wasm"], "{args:?}\n{}", describe(&output));
+    }
+}
+
+#[test]
+fn argv0_is_the_file_name_whatever_the_file_is_called_and_however_it_is_reached() {
+    let scratch = scratch!();
+    let plugin_dir = scratch.path().join("plugins");
+    fs::create_dir_all(&plugin_dir).unwrap();
+    fs::copy(guests::ARGS_ENV, plugin_dir.join("my-plugin.wasm")).unwrap();
+    fs::copy(guests::ARGS_ENV, plugin_dir.join("no_extension")).unwrap();
+
+    let absolute = plugin_dir.join("my-plugin.wasm");
+    let cases: [(&Path, &str, &str); 4] = [
+        (scratch.path(), "plugins/my-plugin.wasm", "arg:my-plugin.wasm"),
+        (&plugin_dir, "my-plugin.wasm", "arg:my-plugin.wasm"),
+        (&plugin_dir, "./no_extension", "arg:no_extension"),
+        (Path::new("/"), absolute.to_str().unwrap(), "arg:my-plugin.wasm"),
+    ];
+    for (cwd, module, argv0) in cases {
+        let output = scratch.wasmpipe().current_dir(cwd).args(["run", module, "--", "x"]).output().unwrap();
+        assert_eq!(code(&output), 0, "{module}\n{}", describe(&output));
+        assert_eq!(stdout_lines(&output), [argv0, "arg:x"], "{module}\n{}", describe(&output));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// --env
+
+#[test]
+fn the_guest_sees_no_environment_variables_by_default() {
+    let scratch = scratch!();
+    let output = scratch
+        .wasmpipe()
+        .env("HOME", "/home/someone")
+        .env("PATH", "/usr/bin:/bin")
+        .env("WASMPIPE_TEST_SECRET", "do not leak")
+        .args(["run", guests::ARGS_ENV])
+        .output()
+        .unwrap();
+    assert_eq!(code(&output), 0, "{}", describe(&output));
+    assert_eq!(stdout_lines(&output), ["arg:args_env.wasm"], "{}", describe(&output));
+}
+
+#[test]
+fn the_guest_sees_exactly_the_env_options() {
+    let scratch = scratch!();
+    let output = scratch
+        .wasmpipe()
+        .env("HOME", "/home/someone")
+        .env("WASMPIPE_TEST_SECRET", "do not leak")
+        .args(["run", "--env", "A=1", "--env", "B=two", guests::ARGS_ENV])
+        .output()
+        .unwrap();
+    assert_eq!(code(&output), 0, "{}", describe(&output));
+    let lines = stdout_lines(&output);
+    assert_eq!(lines[0], "arg:args_env.wasm", "{}", describe(&output));
+    let mut env: Vec<&str> = lines[1..].iter().map(String::as_str).collect();
+    env.sort_unstable();
+    assert_eq!(env, ["env:A=1", "env:B=two"], "{}", describe(&output));
+}
+
+#[test]
+fn env_values_keep_everything_after_the_first_equals_sign() {
+    let scratch = scratch!();
+    let output = scratch
+        .wasmpipe()
+        .args(["run", "--env", "EQ=a=b==c", "--env", "EMPTY=", "--env", "SPACE=x y", guests::ARGS_ENV])
+        .output()
+        .unwrap();
+    assert_eq!(code(&output), 0, "{}", describe(&output));
+    let mut env: Vec<String> = stdout_lines(&output).into_iter().filter(|line| line.starts_with("env:")).collect();
+    env.sort_unstable();
+    assert_eq!(env, ["env:EMPTY=", "env:EQ=a=b==c", "env:SPACE=x y"], "{}", describe(&output));
+}
+
+// ---------------------------------------------------------------------------------------------
+// --dir
+
+/// `<scratch>/data` holding `file.txt` and `sub/inner.txt`, and `<scratch>/outside.txt` next to it.
+fn data_dir(scratch: &Scratch) -> PathBuf {
+    let data = scratch.path().join("data");
+    fs::create_dir_all(data.join("sub")).unwrap();
+    fs::write(data.join("file.txt"), "hello from the host\n").unwrap();
+    fs::write(data.join("sub/inner.txt"), "nested\n").unwrap();
+    fs::write(scratch.path().join("outside.txt"), "outside the preopen\n").unwrap();
+    data
+}
+
+fn dir_option(host: &Path, guest: &str) -> String {
+    format!("{}::{guest}", host.to_str().unwrap())
+}
+
+#[test]
+fn a_dir_preopen_makes_files_readable_at_the_guest_path() {
+    let scratch = scratch!();
+    let data = data_dir(&scratch);
+    let output = scratch
+        .wasmpipe()
+        .args(["run", "--dir", &dir_option(&data, "/data"), guests::CAT, "--", "/data/file.txt", "/data/sub/inner.txt"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&output), 0, "{}", describe(&output));
+    assert_eq!(output.stdout, b"hello from the host\nnested\n", "{}", describe(&output));
+    assert_eq!(output.stderr, b"", "{}", describe(&output));
+}
+
+#[test]
+fn without_dir_nothing_is_preopened() {
+    let scratch = scratch!();
+    data_dir(&scratch);
+    let output = scratch.wasmpipe().args(["run", guests::CAT, "--", "/data/file.txt"]).output().unwrap();
+    assert_eq!(code(&output), 1, "{}", describe(&output));
+    assert_eq!(output.stdout, b"", "{}", describe(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.starts_with("error:/data/file.txt:"), "{}", describe(&output));
+
+    // Not even the host path itself, nor the current directory.
+    let host_path = scratch.path().join("data/file.txt");
+    let output = scratch
+        .wasmpipe()
+        .current_dir(scratch.path())
+        .args(["run", guests::CAT, "--", host_path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(code(&output), 1, "{}", describe(&output));
+    let output = scratch
+        .wasmpipe()
+        .current_dir(scratch.path().join("data"))
+        .args(["run", guests::CAT, "--", "file.txt"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&output), 1, "{}", describe(&output));
+}
+
+#[test]
+fn a_dir_without_guest_path_appears_at_its_host_path() {
+    let scratch = scratch!();
+    let data = data_dir(&scratch);
+    let file = data.join("file.txt");
+    let output = scratch
+        .wasmpipe()
+        .args(["run", "--dir", data.to_str().unwrap(), guests::CAT, "--", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(code(&output), 0, "{}", describe(&output));
+    assert_eq!(output.stdout, b"hello from the host\n", "{}", describe(&output));
+}
+
+#[test]
+fn dir_is_repeatable() {
+    let scratch = scratch!();
+    let data = data_dir(&scratch);
+    let output = scratch
+        .wasmpipe()
+        .args(["run", "--dir", &dir_option(&data, "/a"), "--dir", &dir_option(&data.join("sub"), "/b")])
+        .args([guests::CAT, "--", "/a/file.txt", "/b/inner.txt"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&output), 0, "{}", describe(&output));
+    assert_eq!(output.stdout, b"hello from the host\nnested\n", "{}", describe(&output));
+}
+
+#[test]
+fn a_dir_preopen_does_not_reach_outside_the_directory() {
+    let scratch = scratch!();
+    let data = data_dir(&scratch);
+    std::os::unix::fs::symlink("../outside.txt", data.join("link-out")).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", data.join("link-abs")).unwrap();
+    for path in ["/data/../outside.txt", "/data/link-out", "/data/link-abs", "/outside.txt"] {
+        let output = scratch
+            .wasmpipe()
+            .args(["run", "--dir", &dir_option(&data, "/data"), guests::CAT, "--", path])
+            .output()
+            .unwrap();
+        assert_eq!(code(&output), 1, "{path}\n{}", describe(&output));
+        assert_eq!(output.stdout, b"", "{path}\n{}", describe(&output));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.starts_with(&format!("error:{path}:")), "{path}\n{}", describe(&output));
+    }
+}
+
+#[test]
+fn a_dir_preopen_is_read_only() {
+    let scratch = scratch!();
+    let data = data_dir(&scratch);
+    let dir = dir_option(&data, "/data");
+
+    // Creating a new file fails, and nothing appears on the host.
+    let output =
+        scratch.wasmpipe().args(["run", "--dir", &dir, guests::WRITE_FILE, "--", "/data/new.txt"]).output().unwrap();
+    assert_eq!(code(&output), 1, "{}", describe(&output));
+    assert!(String::from_utf8_lossy(&output.stderr).starts_with("error:/data/new.txt:"), "{}", describe(&output));
+    assert!(!data.join("new.txt").exists(), "the guest created a file in a read-only preopen");
+
+    // Overwriting an existing file fails, and it keeps its contents.
+    let output =
+        scratch.wasmpipe().args(["run", "--dir", &dir, guests::WRITE_FILE, "--", "/data/file.txt"]).output().unwrap();
+    assert_eq!(code(&output), 1, "{}", describe(&output));
+    assert!(String::from_utf8_lossy(&output.stderr).starts_with("error:/data/file.txt:"), "{}", describe(&output));
+    assert_eq!(fs::read_to_string(data.join("file.txt")).unwrap(), "hello from the host\n");
+
+    // The same preopen is readable, so the failures above are about writing.
+    let output = scratch.wasmpipe().args(["run", "--dir", &dir, guests::CAT, "--", "/data/file.txt"]).output().unwrap();
+    assert_eq!(code(&output), 0, "{}", describe(&output));
+    assert_eq!(output.stdout, b"hello from the host\n", "{}", describe(&output));
+}
+
+// ---------------------------------------------------------------------------------------------
+// exit status
+
+#[test]
+fn the_exit_status_is_the_guest_exit_code() {
+    let scratch = scratch!();
+    for n in [0, 3, 42] {
+        let output = scratch.wasmpipe().args(["run", guests::EXIT_CODE, "--", &n.to_string()]).output().unwrap();
+        assert_eq!(code(&output), n, "exit_code {n}\n{}", describe(&output));
+        assert_eq!(output.stdout, format!("exiting with {n}\n").as_bytes(), "exit_code {n}\n{}", describe(&output));
+        assert_eq!(wasmpipe_lines(&output), Vec::<String>::new(), "exit_code {n}\n{}", describe(&output));
+    }
+}
+
+#[test]
+fn the_exit_status_is_0_when_start_returns() {
+    let scratch = scratch!();
+    let output = scratch.wasmpipe().args(["run", guests::SIMPLEX]).output().unwrap();
+    assert_eq!(code(&output), 0, "{}", describe(&output));
+    assert_eq!(output.stdout, b"hi from the child process\n", "{}", describe(&output));
+    assert_eq!(output.stderr, b"", "{}", describe(&output));
+}
+
+#[test]
+fn a_trap_exits_134_with_one_wasmpipe_line_naming_the_trap() {
+    let scratch = scratch!();
+    let output = scratch.wasmpipe().args(["run", guests::TRAP]).output().unwrap();
+    assert_eq!(code(&output), 134, "{}", describe(&output));
+    let line = the_wasmpipe_line(&output);
+    assert!(line.contains("trap"), "the `wasmpipe:` line does not name the trap: {line:?}\n{}", describe(&output));
+    // The guest's own stderr (its panic message) still reaches ours.
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("guest panicked on purpose"), "{}", describe(&output));
+}
+
+// ---------------------------------------------------------------------------------------------
+// failures to start: 125
+
+#[test]
+fn a_missing_module_exits_125_with_one_line() {
+    let scratch = scratch!();
+    let missing = scratch.path().join("no-such-module.wasm");
+    let output = scratch.wasmpipe().args(["run", missing.to_str().unwrap()]).output().unwrap();
+    assert_eq!(code(&output), 125, "{}", describe(&output));
+    assert_eq!(output.stdout, b"", "{}", describe(&output));
+    let line = only_stderr_line(&output);
+    assert!(line.contains("no-such-module.wasm"), "the line does not name the module: {line:?}");
+}
+
+#[test]
+fn a_module_that_is_not_wasm_exits_125_with_one_line() {
+    let scratch = scratch!();
+    let text = scratch.path().join("notes.txt");
+    fs::write(&text, "this is not WebAssembly\n").unwrap();
+    let output = scratch.wasmpipe().args(["run", text.to_str().unwrap()]).output().unwrap();
+    assert_eq!(code(&output), 125, "{}", describe(&output));
+    assert_eq!(output.stdout, b"", "{}", describe(&output));
+    only_stderr_line(&output);
+}
+
+#[test]
+fn a_module_without_start_exits_125_with_one_line() {
+    let scratch = scratch!();
+    let empty = scratch.path().join("empty.wasm");
+    fs::write(&empty, b"\0asm\x01\0\0\0").unwrap();
+    let output = scratch.wasmpipe().args(["run", empty.to_str().unwrap()]).output().unwrap();
+    assert_eq!(code(&output), 125, "{}", describe(&output));
+    assert_eq!(output.stdout, b"", "{}", describe(&output));
+    let line = only_stderr_line(&output);
+    assert!(line.contains("_start"), "the line does not say `_start` is missing: {line:?}");
+}
+
+#[test]
+fn a_directory_as_module_exits_125_with_one_line() {
+    let scratch = scratch!();
+    let output = scratch.wasmpipe().args(["run", scratch.path().to_str().unwrap()]).output().unwrap();
+    assert_eq!(code(&output), 125, "{}", describe(&output));
+    assert_eq!(output.stdout, b"", "{}", describe(&output));
+    only_stderr_line(&output);
+}
+
+// ---------------------------------------------------------------------------------------------
+// cache
+
+#[test]
+fn runs_use_the_cache_in_wasmpipe_cache_dir_and_no_cache_leaves_it_alone() {
+    let scratch = scratch!();
+    let cache = scratch.path().join("cache");
+    let entries = || fs::read_dir(&cache).unwrap().count();
+
+    let output = scratch.wasmpipe().args(["run", "--no-cache", guests::SIMPLEX]).output().unwrap();
+    assert_eq!(code(&output), 0, "{}", describe(&output));
+    assert_eq!(output.stdout, b"hi from the child process\n", "{}", describe(&output));
+    assert_eq!(entries(), 0, "--no-cache wrote to the cache");
+
+    for _ in 0..2 {
+        let output = scratch.wasmpipe().args(["run", guests::SIMPLEX]).output().unwrap();
+        assert_eq!(code(&output), 0, "{}", describe(&output));
+        assert_eq!(output.stdout, b"hi from the child process\n", "{}", describe(&output));
+        assert!(entries() > 0, "a run did not use WASMPIPE_CACHE_DIR");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// --help
+
+#[test]
+fn run_help_mentions_every_option() {
+    let scratch = scratch!();
+    let output = scratch.wasmpipe().args(["run", "--help"]).output().unwrap();
+    assert_eq!(code(&output), 0, "{}", describe(&output));
+    let help = String::from_utf8_lossy(&output.stdout);
+    for word in ["--env", "--dir", "--timeout", "--memory", "--fuel", "--no-cache", "MODULE", "GUEST_ARGS"] {
+        assert!(help.contains(word), "`wasmpipe run --help` does not mention {word}\n{help}");
+    }
+}
