@@ -314,11 +314,10 @@ impl Sandbox {
     /// `(child, writer to the guest's stdin, reader of the guest's stdout)`.
     pub fn spawn_piped(&mut self) -> Result<(SandboxChild, AsyncWriter, AsyncReader)> {
         let (parent_end, child_end) = pipe::duplex()?;
-        let mut sandbox = std::mem::replace(self, Sandbox::from_bytes("", Vec::new()));
-        sandbox = sandbox.duplex(child_end);
-        let spawned = sandbox.spawn();
-        *self = sandbox;
-        let child = spawned?;
+        let (stdin, stdout) = child_end.into_parts();
+        self.stdin = Some(stdin.into());
+        self.stdout = Some(stdout.into());
+        let child = self.spawn()?;
         let (reader, writer) = parent_end.open()?;
         Ok((child, writer, reader))
     }
