@@ -8,7 +8,7 @@ use std::fmt::Write;
 use std::path::PathBuf;
 
 /// The guests the CLI embeds.
-const EMBEDDED: &[&str] = &["simplex", "duplex"];
+const EMBEDDED: &[&str] = &["simplex", "duplex", "echo"];
 
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap());

@@ -1,7 +1,10 @@
-//! Copies every line from stdin to stdout unchanged (binary-safe) until EOF.
-//!
-//! Used by the host's ping-pong and bulk throughput tests and benchmarks. It never
-//! flushes per line: replies go out when `Rx` is about to block, or when the buffer fills.
+// Copies every line from stdin to stdout unchanged (binary-safe) until EOF.
+//
+// Used by the host's ping-pong and bulk throughput tests and benchmarks. It never
+// flushes per line: replies go out when `Rx` is about to block, or when the buffer fills.
+//
+// Plain comments rather than `//!`: `wasmpipe bench` also compiles this file natively, through
+// `include!`, as its baseline, and `include!` rejects inner doc comments.
 
 use std::io;
 
