@@ -27,8 +27,9 @@ const MAX_CONFIG_LEN: u32 = 16 << 20;
 pub(crate) enum ModuleSource {
     /// A file the runner opens itself.
     Path(PathBuf),
-    /// This many bytes follow the config on the control socket.
-    Inline(u64),
+    /// `len` bytes follow the config on the control socket; `digest` is their
+    /// `cache::module_digest`, computed once by the parent.
+    Inline { len: u64, digest: [u8; 32] },
 }
 
 /// A host directory made visible to the guest.

@@ -42,7 +42,12 @@ pub const DEFAULT_STDERR_CAPTURE: usize = 64 * 1024;
 #[derive(Debug, Clone)]
 enum Module {
     Path(PathBuf),
-    Bytes(Arc<[u8]>),
+    /// In memory, with the digest that names it in the compiled-module cache: computed once
+    /// here rather than in every runner.
+    Bytes {
+        bytes: Arc<[u8]>,
+        digest: [u8; 32],
+    },
 }
 
 /// What the runner's stderr is.
@@ -113,7 +118,9 @@ impl Sandbox {
     /// A sandbox for a module held in memory; `program_name` becomes the guest's `argv[0]`. The
     /// bytes are sent to the runner during [`spawn`](Self::spawn).
     pub fn from_bytes(program_name: impl Into<String>, bytes: impl Into<Arc<[u8]>>) -> Self {
-        Self::with_module(Module::Bytes(bytes.into()), program_name.into())
+        let bytes = bytes.into();
+        let digest = crate::cache::module_digest(&bytes);
+        Self::with_module(Module::Bytes { bytes, digest }, program_name.into())
     }
 
     fn with_module(module: Module, program_name: String) -> Self {
@@ -329,7 +336,9 @@ impl Sandbox {
             Module::Path(path) => {
                 (ModuleSource::Path(std::path::absolute(path).unwrap_or_else(|_| path.clone())), None)
             }
-            Module::Bytes(bytes) => (ModuleSource::Inline(bytes.len() as u64), Some(bytes)),
+            Module::Bytes { bytes, digest } => {
+                (ModuleSource::Inline { len: bytes.len() as u64, digest: *digest }, Some(bytes))
+            }
         };
         let cache_dir = match &self.cache {
             CacheChoice::Default => crate::cache::default_cache_dir(),

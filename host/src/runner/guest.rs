@@ -83,9 +83,13 @@ pub(crate) fn compile(
         (_, Some(bytes)) => bytes,
         (ModuleSource::Path(path), None) => std::fs::read(path)
             .map_err(|e| Verdict::InvalidModule { message: format!("cannot read {}: {e}", path.display()) })?,
-        (ModuleSource::Inline(_), None) => unreachable!("inline modules are read before compiling"),
+        (ModuleSource::Inline { .. }, None) => unreachable!("inline modules are read before compiling"),
     };
-    cache::load_module(engine, &bytes, config.cache_dir.as_deref())
+    let digest = match config.module {
+        ModuleSource::Inline { digest, .. } => Some(digest),
+        ModuleSource::Path(_) => None,
+    };
+    cache::load_module(engine, &bytes, digest, config.cache_dir.as_deref())
         .map_err(|message| Verdict::InvalidModule { message })
 }
 

@@ -7,24 +7,21 @@
 //! no separate runner executable.
 //!
 //! Inside, in order: close every fd but 0–3; read the config from the control socket (fd 3);
-//! start the watchdog (timeout) and the lifeline (parent death); compile or load the module
-//! through the cache; build the WASI context; harden the process (rlimits, no_new_privs,
-//! seccomp); run `_start`; send the verdict on fd 3; `_exit`.
+//! start the watchman (timeout, parent death) and the timer driver (see [`threads`]); compile or
+//! load the module through the cache; build the WASI context; instantiate; harden the process
+//! (rlimits, no_new_privs, seccomp); run `_start`; send the verdict on fd 3; `_exit`.
 
 mod guest;
 mod harden;
 mod stdio;
+mod threads;
 
 use crate::protocol::{self, CONTROL_FD, ModuleSource, RUNNER_MARKER, Verdict};
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::FromRawFd;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
-
-/// How long a guest that is blocked in a host call (typically a read of stdin) may outlive its
-/// timeout before the watchdog ends the runner without waiting for the guest to return.
-const BLOCKED_GUEST_GRACE: Duration = Duration::from_millis(200);
+use std::time::Instant;
 
 /// The control socket, shared by whoever reports the verdict first (main thread or watchdog).
 /// `None` once the verdict has been sent: there is exactly one verdict per run.
@@ -63,7 +60,7 @@ fn run(mut control: File) -> Result<Verdict, String> {
     let started = Instant::now();
     let config = protocol::read_config(&mut control).map_err(|e| format!("cannot read the runner config: {e}"))?;
     let inline_module = match config.module {
-        ModuleSource::Inline(len) => {
+        ModuleSource::Inline { len, .. } => {
             // Sized up front: growing from empty costs a dozen small reads for a typical module.
             let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0).min(1 << 30));
             (&mut control).take(len).read_to_end(&mut bytes).map_err(|e| format!("cannot receive the module: {e}"))?;
@@ -72,13 +69,14 @@ fn run(mut control: File) -> Result<Verdict, String> {
         ModuleSource::Path(_) => None,
     };
     *CONTROL.lock().unwrap() = Some(control);
-    watch_lifeline();
 
+    let mut starting = threads::Starting::default();
     let engine = guest::engine_for(config.limits.fuel_limit().is_some())?;
     // Compilation counts against the timeout: an untrusted module may be built to compile slowly.
-    if let Some(limit) = config.limits.timeout_limit() {
-        start_watchdog(engine.clone(), started + limit, limit);
-    }
+    let timeout = config.limits.timeout_limit().map(|limit| (started + limit, limit));
+    threads::start_watchman(&mut starting, engine.clone(), timeout);
+    let wasi_runtime = wasi_runtime(&mut starting)?;
+
     let module = match guest::compile(&engine, &config, inline_module) {
         Ok(module) => module,
         Err(verdict) => return Ok(verdict),
@@ -90,11 +88,12 @@ fn run(mut control: File) -> Result<Verdict, String> {
         Ok(prepared) => prepared,
         Err(verdict) => return Ok(verdict),
     };
-    let _runtime = enter_wasi_runtime()?;
+    let _entered = wasi_runtime.enter();
     let prepared = match prepared.instantiate() {
         Ok(ready) => ready,
         Err(verdict) => return Ok(verdict),
     };
+    starting.wait();
     harden::apply(&config).map_err(|e| format!("cannot harden the runner: {e}"))?;
     if config.forbidden_syscall_after_hardening {
         harden::make_forbidden_syscall();
@@ -102,66 +101,22 @@ fn run(mut control: File) -> Result<Verdict, String> {
     Ok(prepared.run())
 }
 
-/// Gives wasmtime-wasi the tokio runtime it runs its (synchronous, for us) calls on.
+/// The tokio runtime wasmtime-wasi runs its (synchronous, for us) calls on.
 ///
 /// Left to itself, wasmtime-wasi would lazily start a multi-threaded runtime with an epoll fd, an
 /// eventfd and worker threads, on the guest's first WASI call: after hardening, where neither
 /// threads nor new fds are allowed. Instead: a current-thread runtime with only the time driver
-/// (no fds at all), driven by one thread of ours so that timers (`poll_oneoff`, sleeps) fire, and
-/// entered on this thread so wasmtime-wasi's `in_tokio` finds it. The driver thread is running
-/// before this returns, so no thread is still starting up when the seccomp filter lands.
-fn enter_wasi_runtime() -> Result<tokio::runtime::EnterGuard<'static>, String> {
+/// (no fds at all), driven by a thread of ours so that timers (`poll_oneoff`, sleeps) fire, and
+/// entered on the guest's thread so wasmtime-wasi's `in_tokio` finds it.
+fn wasi_runtime(starting: &mut threads::Starting) -> Result<&'static tokio::runtime::Handle, String> {
     static HANDLE: std::sync::OnceLock<tokio::runtime::Handle> = std::sync::OnceLock::new();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
         .map_err(|e| format!("cannot start the wasi runtime: {e}"))?;
     let handle = HANDLE.get_or_init(|| runtime.handle().clone());
-    spawn_running(move || runtime.block_on(std::future::pending::<()>()));
-    Ok(handle.enter())
-}
-
-/// Parent death detection that cannot race: the parent never writes after the config, so a read
-/// returning (EOF, or anything at all) means the parent is gone or wants us gone.
-///
-/// It reads fd 3 in place rather than through a duplicate, which would be one more fd in the
-/// runner; the `File` in [`CONTROL`] keeps it open until exit.
-fn watch_lifeline() {
-    spawn_running(move || {
-        // SAFETY: fd 3 stays open until the process exits; ManuallyDrop never closes it here.
-        let lifeline = std::mem::ManuallyDrop::new(unsafe { File::from_raw_fd(CONTROL_FD) });
-        let mut byte = [0u8; 1];
-        let _ = (&*lifeline).read(&mut byte);
-        // SAFETY: _exit is async-signal-safe and skips destructors, which may hold locks.
-        unsafe { libc::_exit(137) };
-    });
-}
-
-/// Interrupts a computing guest at the deadline (epoch interruption makes it trap), and ends the
-/// runner shortly after if the guest is stuck in a host call and never comes back to wasm.
-fn start_watchdog(engine: wasmtime::Engine, deadline: Instant, limit: Duration) {
-    spawn_running(move || {
-        std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
-        engine.increment_epoch();
-        std::thread::sleep(BLOCKED_GUEST_GRACE);
-        report_and_exit(&Verdict::Timeout { limit });
-    });
-}
-
-/// Spawns a thread and returns once it runs `body`.
-///
-/// A new thread makes a few syscalls of its own before it gets to its closure (glibc registers
-/// `rseq` and the robust futex list, Rust sets up its stack guard); on a loaded machine that can
-/// happen arbitrarily late, and after hardening those syscalls are fatal. So every runner thread
-/// is known to be running before the seccomp filter is applied.
-fn spawn_running(body: impl FnOnce() + Send + 'static) {
-    let (running, is_running) = std::sync::mpsc::sync_channel(0);
-    std::thread::spawn(move || {
-        let _ = running.send(());
-        body()
-    });
-    // If the thread could not start, spawn has already panicked; a closed channel cannot happen.
-    let _ = is_running.recv();
+    threads::start_timer_driver(starting, runtime);
+    Ok(handle)
 }
 
 /// Sends the verdict (first caller wins) and exits with its status.

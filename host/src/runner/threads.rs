@@ -1,0 +1,100 @@
+//! The runner's helper threads, all started before hardening.
+//!
+//! Two threads, whatever the guest does:
+//! - the **watchman** sleeps in `poll(2)` on the control socket with the timeout as its deadline.
+//!   The socket becomes readable only when the parent dies (it never writes after the config),
+//!   and then the runner exits at once. At the deadline it bumps the engine's epoch, which makes a
+//!   computing guest trap; if the guest is stuck in a host call instead and has not ended after a
+//!   short grace, the watchman reports the timeout itself and ends the runner.
+//! - the **timer driver** drives the tokio runtime wasmtime-wasi uses for its timers.
+//!
+//! A new thread makes syscalls of its own before reaching its closure (glibc registers `rseq` and
+//! the robust futex list, Rust sets up its stack guard); on a loaded machine that can happen
+//! arbitrarily late, and after the seccomp filter lands those syscalls are fatal. So threads are
+//! started through [`Starting`], and [`Starting::wait`] returns once all of them run: started
+//! together, they come up in parallel with the module loading instead of one after another.
+
+use super::{CONTROL_FD, report_and_exit};
+use crate::protocol::Verdict;
+use rustix::event::{PollFd, PollFlags, Timespec};
+use rustix::fd::BorrowedFd;
+use std::sync::mpsc::{Receiver, sync_channel};
+use std::time::{Duration, Instant};
+
+/// How long a guest that is blocked in a host call (typically a read of stdin) may outlive its
+/// timeout before the watchman ends the runner without waiting for the guest to return.
+const BLOCKED_GUEST_GRACE: Duration = Duration::from_millis(200);
+
+/// Exit status when the parent is gone: nobody is left to read a verdict.
+const PARENT_GONE_STATUS: i32 = 137;
+
+/// Threads that have been spawned and may still be starting up.
+#[derive(Default)]
+pub(super) struct Starting {
+    running: Vec<Receiver<()>>,
+}
+
+impl Starting {
+    pub(super) fn spawn(&mut self, body: impl FnOnce() + Send + 'static) {
+        let (running, is_running) = sync_channel(1);
+        std::thread::spawn(move || {
+            let _ = running.send(());
+            body()
+        });
+        self.running.push(is_running);
+    }
+
+    /// Returns once every spawned thread has reached its closure.
+    pub(super) fn wait(self) {
+        for is_running in self.running {
+            // A thread that failed to start made `spawn` panic already; a closed channel here
+            // means it ran and finished, which is running enough.
+            let _ = is_running.recv();
+        }
+    }
+}
+
+/// Starts the watchman: parent-death detection, and the timeout (`deadline`, `limit`) if any.
+pub(super) fn start_watchman(starting: &mut Starting, engine: wasmtime::Engine, timeout: Option<(Instant, Duration)>) {
+    starting.spawn(move || {
+        let mut deadline = timeout.map(|(at, _)| at);
+        let mut interrupted = false;
+        loop {
+            if parent_gone_before(deadline) {
+                // SAFETY: _exit is async-signal-safe and skips destructors, which may hold locks.
+                unsafe { libc::_exit(PARENT_GONE_STATUS) };
+            }
+            let Some((_, limit)) = timeout else { continue };
+            if interrupted {
+                report_and_exit(&Verdict::Timeout { limit });
+            }
+            engine.increment_epoch();
+            interrupted = true;
+            deadline = Some(Instant::now() + BLOCKED_GUEST_GRACE);
+        }
+    });
+}
+
+/// Waits on the control socket until `deadline` (forever if `None`); true if the parent is gone.
+fn parent_gone_before(deadline: Option<Instant>) -> bool {
+    // SAFETY: fd 3 is the control socket, open until the runner exits (`CONTROL` keeps it).
+    let control = unsafe { BorrowedFd::borrow_raw(CONTROL_FD) };
+    loop {
+        let timeout = deadline.map(|at| {
+            let left = at.saturating_duration_since(Instant::now());
+            Timespec { tv_sec: left.as_secs() as _, tv_nsec: left.subsec_nanos() as _ }
+        });
+        let mut fds = [PollFd::new(&control, PollFlags::IN | PollFlags::RDHUP)];
+        match rustix::event::poll(&mut fds, timeout.as_ref()) {
+            Ok(0) if deadline.is_some_and(|at| Instant::now() >= at) => return false,
+            Ok(0) | Err(rustix::io::Errno::INTR) => continue,
+            // Readable, hung up, or broken: the parent is not there any more.
+            Ok(_) | Err(_) => return true,
+        }
+    }
+}
+
+/// Starts the thread that drives `runtime` (its timers) for as long as the runner lives.
+pub(super) fn start_timer_driver(starting: &mut Starting, runtime: tokio::runtime::Runtime) {
+    starting.spawn(move || runtime.block_on(std::future::pending::<()>()));
+}
