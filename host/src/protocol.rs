@@ -1,15 +1,22 @@
 //! What the parent and the runner say to each other on the control socket (the runner's fd 3).
 //!
-//! Parent → runner, once: a length-prefixed JSON [`RunnerConfig`], followed by the module bytes
-//! when they were given in memory. The parent then keeps its end open and silent: it is the
+//! The runner starts with the control socket as its fd 0. Parent → runner, once: one byte
+//! carrying the guest's stdin fd (`SCM_RIGHTS`, see [`send_stdin`]), then a length-prefixed JSON
+//! [`RunnerConfig`], followed by the module bytes when they were given in memory. The runner then
+//! moves the socket to fd 3 and the guest's stdin to fd 0. The parent then keeps its end open and silent: it is the
 //! runner's lifeline, whose EOF means the parent died.
 //!
 //! Runner → parent, once, at the end: one JSON [`Verdict`]. Keeping the verdict on its own
 //! channel means a guest can never forge one by writing to its stderr.
 
 use crate::limits::Limits;
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use rustix::net::{
+    RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer, SendAncillaryMessage, SendFlags,
+};
 use serde::{Deserialize, Serialize};
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::mem::MaybeUninit;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -95,6 +102,32 @@ impl Verdict {
             Verdict::InvalidModule { .. } | Verdict::Failed { .. } => 125,
         }
     }
+}
+
+/// Sends the guest's stdin fd to the runner.
+pub(crate) fn send_stdin(socket: impl AsFd, stdin: BorrowedFd<'_>) -> io::Result<()> {
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    let fds = [stdin];
+    control.push(SendAncillaryMessage::ScmRights(&fds));
+    let sent = rustix::net::sendmsg(socket, &[IoSlice::new(b"0")], &mut control, SendFlags::NOSIGNAL)?;
+    if sent == 1 { Ok(()) } else { Err(io::Error::new(io::ErrorKind::WriteZero, "cannot send the guest's stdin")) }
+}
+
+/// Receives the guest's stdin fd sent by [`send_stdin`].
+pub(crate) fn receive_stdin(socket: impl AsFd) -> io::Result<OwnedFd> {
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let mut byte = [0u8; 1];
+    rustix::net::recvmsg(socket, &mut [IoSliceMut::new(&mut byte)], &mut control, RecvFlags::CMSG_CLOEXEC)?;
+    for message in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(mut fds) = message
+            && let Some(fd) = fds.next()
+        {
+            return Ok(fd);
+        }
+    }
+    Err(io::Error::new(io::ErrorKind::InvalidData, "the parent sent no stdin fd"))
 }
 
 pub(crate) fn write_config(mut out: impl Write, config: &RunnerConfig) -> io::Result<()> {

@@ -14,15 +14,19 @@
 //! - The runner holds fds 0, 1 and 2 (the guest's stdin, stdout and stderr) and fd 3 (the control
 //!   socket to the parent), nothing else. Whatever is not given with [`Sandbox::stdin`] /
 //!   [`Sandbox::stdout`] is `/dev/null`; stderr is the parent's stderr unless set or captured.
+//! - The runner is started with `posix_spawn` (a `vfork`, not a copy of the parent's address
+//!   space): the control socket is its initial stdin, and the guest's stdin follows over that
+//!   socket (`SCM_RIGHTS`), after which the runner moves both into place.
 //! - The runner dies with its parent, even when the parent is killed with `SIGKILL`: it watches
 //!   the control socket, whose other end only the parent holds.
 
 use crate::error::{Error, GuestExit, Result};
 use crate::limits::Limits;
 use crate::pipe::{self, AsyncReader, AsyncWriter, Duplex, PipeReader};
-use crate::protocol::{self, CONTROL_FD, DirGrant, ModuleSource, RUNNER_MARKER, RunnerConfig, Verdict};
+use crate::protocol::{self, DirGrant, ModuleSource, RUNNER_MARKER, RunnerConfig, Verdict};
+use std::fs::File;
 use std::io::{self, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
@@ -50,10 +54,14 @@ enum Module {
     },
 }
 
-/// What the runner's stderr is.
+/// One of the guest's stdio streams as configured.
 #[derive(Debug)]
-enum StderrMode {
-    Given(Stdio),
+enum GuestStdio {
+    Null,
+    /// The parent's own stream of the same number.
+    Inherit,
+    Fd(OwnedFd),
+    /// stderr only: a pipe whose tail (this many bytes) the parent keeps.
     Captured(usize),
 }
 
@@ -97,9 +105,9 @@ pub struct Sandbox {
     env: Vec<(String, String)>,
     dirs: Vec<DirGrant>,
     limits: Limits,
-    stdin: Option<Stdio>,
-    stdout: Option<Stdio>,
-    stderr: Option<StderrMode>,
+    stdin: GuestStdio,
+    stdout: GuestStdio,
+    stderr: GuestStdio,
     cache: CacheChoice,
     compile_only: bool,
     forbidden_syscall_after_hardening: bool,
@@ -131,9 +139,9 @@ impl Sandbox {
             env: Vec::new(),
             dirs: Vec::new(),
             limits: Limits::default(),
-            stdin: None,
-            stdout: None,
-            stderr: None,
+            stdin: GuestStdio::Null,
+            stdout: GuestStdio::Null,
+            stderr: GuestStdio::Inherit,
             cache: CacheChoice::Default,
             compile_only: false,
             forbidden_syscall_after_hardening: false,
@@ -196,22 +204,32 @@ impl Sandbox {
         self
     }
 
-    /// The guest's stdin: typically a [`PipeReader`] from [`pipe()`](crate::pipe()), or
-    /// `Stdio::inherit()` to pass the parent's own stdin through.
-    pub fn stdin(mut self, stdin: impl Into<Stdio>) -> Self {
-        self.stdin = Some(stdin.into());
+    /// The guest's stdin: typically a [`PipeReader`] from [`pipe()`](crate::pipe()), or any
+    /// readable fd (a `File`, ...). The sandbox takes ownership: the parent's copy is closed
+    /// once the runner has it.
+    pub fn stdin(mut self, stdin: impl Into<OwnedFd>) -> Self {
+        self.stdin = GuestStdio::Fd(stdin.into());
         self
     }
 
-    /// The guest's stdout: typically a [`PipeWriter`](crate::PipeWriter), or `Stdio::inherit()`.
-    pub fn stdout(mut self, stdout: impl Into<Stdio>) -> Self {
-        self.stdout = Some(stdout.into());
+    /// The guest's stdout: typically a [`PipeWriter`](crate::PipeWriter), or any writable fd.
+    pub fn stdout(mut self, stdout: impl Into<OwnedFd>) -> Self {
+        self.stdout = GuestStdio::Fd(stdout.into());
         self
     }
 
     /// The guest's stderr (the parent's stderr by default).
-    pub fn stderr(mut self, stderr: impl Into<Stdio>) -> Self {
-        self.stderr = Some(StderrMode::Given(stderr.into()));
+    pub fn stderr(mut self, stderr: impl Into<OwnedFd>) -> Self {
+        self.stderr = GuestStdio::Fd(stderr.into());
+        self
+    }
+
+    /// Gives the guest the parent's own stdin, stdout and stderr, as `wasmpipe run` does: bytes
+    /// then flow between the guest and whatever those are, without passing through the parent.
+    pub fn inherit_stdio(mut self) -> Self {
+        self.stdin = GuestStdio::Inherit;
+        self.stdout = GuestStdio::Inherit;
+        self.stderr = GuestStdio::Inherit;
         self
     }
 
@@ -219,7 +237,7 @@ impl Sandbox {
     /// (so a guest flooding stderr costs bounded memory). Read it with
     /// [`SandboxChild::captured_stderr`] after [`wait`](SandboxChild::wait).
     pub fn capture_stderr(mut self, max_bytes: usize) -> Self {
-        self.stderr = Some(StderrMode::Captured(max_bytes));
+        self.stderr = GuestStdio::Captured(max_bytes);
         self
     }
 
@@ -257,43 +275,38 @@ impl Sandbox {
     pub fn spawn(&mut self) -> Result<SandboxChild> {
         crate::runner::ensure_hook_linked();
         let (parent_control, child_control) = UnixStream::pair().map_err(spawn_error)?;
+        let guest_stdin = match std::mem::replace(&mut self.stdin, GuestStdio::Null) {
+            GuestStdio::Fd(fd) => fd,
+            GuestStdio::Inherit => io::stdin().as_fd().try_clone_to_owned().map_err(spawn_error)?,
+            GuestStdio::Null | GuestStdio::Captured(_) => File::open("/dev/null").map_err(spawn_error)?.into(),
+        };
         let mut command = Command::new("/proc/self/exe");
         command.arg0(format!("wasmpipe-runner: {}", self.program_name));
         command.env_clear().env(RUNNER_MARKER, "1");
-        command.stdin(self.stdin.take().unwrap_or_else(Stdio::null));
-        command.stdout(self.stdout.take().unwrap_or_else(Stdio::null));
-        let capture = match self.stderr.take() {
-            Some(StderrMode::Given(stdio)) => {
-                command.stderr(stdio);
-                None
-            }
-            Some(StderrMode::Captured(max)) => {
+        // No pre_exec hook, so std starts the runner with posix_spawn (vfork-fast, and nothing of
+        // ours runs between fork and exec). The control socket rides in as the runner's stdin.
+        command.stdin(Stdio::from(OwnedFd::from(child_control)));
+        command.stdout(stdio_for_command(std::mem::replace(&mut self.stdout, GuestStdio::Null)));
+        let capture = match std::mem::replace(&mut self.stderr, GuestStdio::Inherit) {
+            GuestStdio::Captured(max) => {
                 let (reader, writer) = pipe::pipe().map_err(spawn_error)?;
                 command.stderr(writer);
                 Some((reader, max))
             }
-            None => None,
+            other => {
+                command.stderr(stdio_for_command(other));
+                None
+            }
         };
-        let control_fd = child_control.as_raw_fd();
-        // SAFETY: between fork and exec only async-signal-safe calls are allowed; dup2 and fcntl
-        // are. The control socket is CLOEXEC like every fd of ours; it survives exec only as fd 3.
-        unsafe {
-            command.pre_exec(move || {
-                if control_fd == CONTROL_FD {
-                    let flags = libc::fcntl(CONTROL_FD, libc::F_GETFD);
-                    libc::fcntl(CONTROL_FD, libc::F_SETFD, flags & !libc::FD_CLOEXEC);
-                } else if libc::dup2(control_fd, CONTROL_FD) < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
         let started = Instant::now();
         let mut process = command.spawn().map_err(spawn_error)?;
         // Our copies of the handed-over ends (held by `command`) close here.
         drop(command);
-        drop(child_control);
-        if let Err(error) = self.send_config(&parent_control) {
+        let sent = protocol::send_stdin(&parent_control, guest_stdin.as_fd())
+            .map_err(spawn_error)
+            .and_then(|()| self.send_config(&parent_control));
+        drop(guest_stdin);
+        if let Err(error) = sent {
             let _ = process.kill();
             let _ = process.wait();
             return Err(error);
@@ -322,8 +335,8 @@ impl Sandbox {
     pub fn spawn_piped(&mut self) -> Result<(SandboxChild, AsyncWriter, AsyncReader)> {
         let (parent_end, child_end) = pipe::duplex()?;
         let (stdin, stdout) = child_end.into_parts();
-        self.stdin = Some(stdin.into());
-        self.stdout = Some(stdout.into());
+        self.stdin = GuestStdio::Fd(stdin.into());
+        self.stdout = GuestStdio::Fd(stdout.into());
         let child = self.spawn()?;
         let (reader, writer) = parent_end.open()?;
         Ok((child, writer, reader))
@@ -368,6 +381,14 @@ impl Sandbox {
         });
         // A runner that died before reading its config says why in its exit status; wait() tells.
         sent.or_else(|e| if e.kind() == io::ErrorKind::BrokenPipe { Ok(()) } else { Err(spawn_error(e)) })
+    }
+}
+
+fn stdio_for_command(stdio: GuestStdio) -> Stdio {
+    match stdio {
+        GuestStdio::Fd(fd) => Stdio::from(fd),
+        GuestStdio::Inherit => Stdio::inherit(),
+        GuestStdio::Null | GuestStdio::Captured(_) => Stdio::null(),
     }
 }
 

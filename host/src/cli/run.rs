@@ -2,7 +2,7 @@
 
 use clap::Args;
 use std::path::PathBuf;
-use std::process::{ExitCode, Stdio};
+use std::process::ExitCode;
 use std::time::Duration;
 use wasmpipe::{Error, Sandbox};
 
@@ -77,8 +77,7 @@ pub fn main(args: RunArgs) -> ExitCode {
         runtime.block_on(async {
             // The runner gets our own fds 0, 1 and 2: bytes flow between the guest and whatever
             // they are (pipe, file, terminal) with no copy through this process.
-            let mut child =
-                sandbox(&args).stdin(Stdio::inherit()).stdout(Stdio::inherit()).stderr(Stdio::inherit()).spawn()?;
+            let mut child = sandbox(&args).inherit_stdio().spawn()?;
             child.wait().await
         })
     });

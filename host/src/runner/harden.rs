@@ -83,15 +83,16 @@ const FILE_ACCESS: &[i64] = &[
     libc::SYS_dup3,
 ];
 
-/// Closes every fd above the control socket, whatever the parent leaked to us.
+/// Closes every fd above stdio, whatever the parent leaked to us (the control socket arrives as
+/// fd 0 and is moved to fd 3 afterwards).
 pub(super) fn close_inherited_fds() {
-    // SAFETY: close_range only closes descriptors; none above 3 is owned by anything in this
+    // SAFETY: close_range only closes descriptors; none above 2 is owned by anything in this
     // process yet (we run before main).
-    let closed = unsafe { libc::syscall(libc::SYS_close_range, 4u32, u32::MAX, 0u32) };
+    let closed = unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
     if closed != 0 {
         // Kernels before 5.9: close what the soft fd limit allows.
         let max = rustix::process::getrlimit(rustix::process::Resource::Nofile).current.unwrap_or(1024).min(65536);
-        for fd in 4..max as i32 {
+        for fd in 3..max as i32 {
             // SAFETY: as above.
             unsafe { libc::close(fd) };
         }

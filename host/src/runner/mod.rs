@@ -47,13 +47,38 @@ fn run_and_exit() -> ! {
     // a vanished reader an EPIPE error for the guest rather than a silent death of the runner.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
     harden::close_inherited_fds();
-    // SAFETY: the parent placed the control socket at this fd number, and nothing else owns it.
-    let control = unsafe { File::from_raw_fd(CONTROL_FD) };
+    let control = match take_control_and_stdin() {
+        Ok(control) => control,
+        Err(message) => {
+            let _ = writeln!(std::io::stderr(), "wasmpipe runner: {message}");
+            // SAFETY: nothing to clean up; no other thread exists yet.
+            unsafe { libc::_exit(125) }
+        }
+    };
     let verdict = match run(control) {
         Ok(verdict) => verdict,
         Err(message) => Verdict::Failed { message },
     };
     report_and_exit(&verdict)
+}
+
+/// The runner starts with the control socket as fd 0 (see `protocol`): moves it to fd 3, and
+/// puts the guest's stdin, which the parent sends over it, at fd 0.
+fn take_control_and_stdin() -> Result<File, String> {
+    // SAFETY: plain fd-table operations on fds 0 and 3, which nothing in this process owns yet
+    // (fds above 2 were just closed).
+    if unsafe { libc::dup2(0, CONTROL_FD) } < 0 {
+        return Err(format!("cannot set up the control socket: {}", std::io::Error::last_os_error()));
+    }
+    // SAFETY: fd 3 is now the control socket, owned from here on by the returned `File`.
+    let control = unsafe { File::from_raw_fd(CONTROL_FD) };
+    let stdin = protocol::receive_stdin(&control).map_err(|e| format!("cannot receive the guest's stdin: {e}"))?;
+    // SAFETY: replaces fd 0 (a duplicate of the control socket) with the guest's stdin; the
+    // received fd itself is closed when `stdin` drops.
+    if unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&stdin), 0) } < 0 {
+        return Err(format!("cannot set up the guest's stdin: {}", std::io::Error::last_os_error()));
+    }
+    Ok(control)
 }
 
 fn run(mut control: File) -> Result<Verdict, String> {
