@@ -65,6 +65,11 @@ mod protocol;
 mod runner;
 mod sandbox;
 
+/// The README's examples, compiled as doctests so they cannot rot.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 pub use cache::default_cache_dir;
 pub use error::{Error, GuestExit, Result};
 pub use limits::{DEFAULT_MEMORY_LIMIT, Limits, parse_duration, parse_size};
