@@ -1,29 +1,6 @@
 //! Real OS pipes for talking to child processes: the aiopipe model in Rust.
 //!
-//! [`pipe()`] gives a simplex pipe as a ([`PipeReader`], [`PipeWriter`]) pair and [`duplex()`]
-//! two [`Duplex`] ends, each holding the receiving half of one pipe and the sending half of the
-//! other. Every end starts out as a plain blocking file descriptor with `O_CLOEXEC` set, so no
-//! unrelated child process ever inherits it. From there an end goes one of two ways:
-//!
-//! - **handed to a child** by moving it into [`Sandbox::stdin`](crate::Sandbox::stdin) /
-//!   [`Sandbox::stdout`](crate::Sandbox::stdout) / [`Sandbox::duplex`](crate::Sandbox::duplex)
-//!   (aiopipe's `detach`). The move consumes the end, so once the child is spawned the parent
-//!   holds no copy of it, and end-of-file works: when the child exits, the parent's reader sees
-//!   EOF, and when the parent drops its writer, the child sees EOF;
-//! - **opened** for async use in the parent with [`PipeReader::open`] / [`PipeWriter::open`] /
-//!   [`Duplex::open`] (aiopipe's `open`): the descriptor is switched to non-blocking mode and
-//!   registered with tokio, and the result implements tokio's `AsyncRead` + `AsyncBufRead` or
-//!   `AsyncWrite`.
-//!
-//! # Caveats
-//!
-//! - `open` must be called from within a tokio runtime with I/O enabled.
-//! - A descriptor is owned by exactly one value and closed exactly once, when that value is
-//!   dropped or explicitly closed; closing twice is impossible by construction (aiopipe PR #3 was
-//!   a stale owner closing an fd number that had since been reused).
-//! - Writing to a pipe whose reader has gone returns an [`io::ErrorKind::BrokenPipe`] error.
-//!   This relies on `SIGPIPE` being ignored, which Rust's `main` arranges; a host embedded
-//!   elsewhere (a C program, a `cdylib`) must ignore `SIGPIPE` itself.
+//! The user-facing story is in the crate docs (`# Pipes`), where users can see it.
 
 use crate::error::{Error, Result};
 use crate::line::{Fed, LineAssembler};

@@ -2,23 +2,8 @@
 //!
 //! [`Sandbox`] is a builder in the spirit of `std::process::Command`; [`Sandbox::spawn`] starts a
 //! runner process (a fresh `exec` of the current binary, see the crate docs) and returns a
-//! [`SandboxChild`] to wait for, kill, or drop.
-//!
-//! # Caveats
-//!
-//! - `spawn` and everything on [`SandboxChild`] must run inside a tokio runtime with I/O and time
-//!   enabled (`#[tokio::main]` has both).
-//! - Dropping a [`SandboxChild`] kills the runner with `SIGKILL` and reaps it before returning,
-//!   so no zombie is left behind; that reap blocks the current thread for the (short) time the
-//!   kernel takes to tear the process down.
-//! - The runner holds fds 0, 1 and 2 (the guest's stdin, stdout and stderr) and fd 3 (the control
-//!   socket to the parent), nothing else. Whatever is not given with [`Sandbox::stdin`] /
-//!   [`Sandbox::stdout`] is `/dev/null`; stderr is the parent's stderr unless set or captured.
-//! - The runner is started with `posix_spawn` (a `vfork`, not a copy of the parent's address
-//!   space): the control socket is its initial stdin, and the guest's stdin follows over that
-//!   socket (`SCM_RIGHTS`), after which the runner moves both into place.
-//! - The runner dies with its parent, even when the parent is killed with `SIGKILL`: it watches
-//!   the control socket, whose other end only the parent holds.
+//! [`SandboxChild`] to wait for, kill, or drop. Its caveats live on [`Sandbox`], where users
+//! look.
 
 use crate::error::{Error, GuestExit, Result};
 use crate::limits::Limits;
@@ -97,6 +82,22 @@ enum CacheChoice {
 /// child.wait().await?;
 /// # Ok(()) }
 /// ```
+///
+/// # Caveats
+///
+/// - `spawn` and everything on [`SandboxChild`] must run inside a tokio runtime with I/O and time
+///   enabled (`#[tokio::main]` has both).
+/// - Dropping a [`SandboxChild`] kills the runner with `SIGKILL` and reaps it before returning,
+///   so no zombie is left behind; that reap blocks the current thread for the (short) time the
+///   kernel takes to tear the process down.
+/// - The runner holds fds 0, 1 and 2 (the guest's stdin, stdout and stderr) and fd 3 (the control
+///   socket to the parent), nothing else. Whatever is not given with [`Sandbox::stdin`] /
+///   [`Sandbox::stdout`] is `/dev/null`; stderr is the parent's stderr unless set or captured.
+/// - The runner is started with `posix_spawn` (a `vfork`, not a copy of the parent's address
+///   space): the control socket is its initial stdin, and the guest's stdin follows over that
+///   socket (`SCM_RIGHTS`), after which the runner moves both into place.
+/// - The runner dies with its parent, even when the parent is killed with `SIGKILL`: it watches
+///   the control socket, whose other end only the parent holds.
 #[derive(Debug)]
 pub struct Sandbox {
     module: Module,
@@ -412,7 +413,8 @@ fn spawn_stderr_capture(reader: PipeReader, max: usize) -> Result<JoinHandle<Vec
 
 /// A running (or finished) sandboxed guest.
 ///
-/// Dropping it kills and reaps the runner (see the [module caveats](self)).
+/// Dropping it kills and reaps the runner with `SIGKILL`, blocking briefly for the reap; see
+/// [`Sandbox`] for which fds the runner holds and how it dies with its parent.
 #[derive(Debug)]
 pub struct SandboxChild {
     process: Option<Child>,
