@@ -5,11 +5,15 @@ use tokio::io::AsyncReadExt;
 use wasmpipe::{Error, Sandbox};
 use wasmpipe_tests::guests;
 
-/// This process's resident set size, in bytes.
-fn rss() -> u64 {
+/// A memory figure of this process from `/proc/self/status` (`VmRSS`, `VmHWM`), in bytes.
+fn memory(field: &str) -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|line| line.starts_with("VmRSS:")).unwrap();
+    let line = status.lines().find(|line| line.starts_with(field)).unwrap();
     line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
+}
+
+fn rss() -> u64 {
+    memory("VmRSS:")
 }
 
 #[tokio::test]
@@ -28,7 +32,12 @@ async fn a_flooding_guest_with_a_slow_reader_leaves_host_memory_flat() {
         }
     }
     let grown = rss().saturating_sub(before);
-    eprintln!("flood: read {} MiB, host RSS grew by {} KiB", total >> 20, grown >> 10);
+    eprintln!(
+        "flood: read {} MiB, host RSS grew by {} KiB, host peak RSS {} MiB",
+        total >> 20,
+        grown >> 10,
+        memory("VmHWM:") >> 20
+    );
     assert!(grown < 16 << 20, "host RSS grew by {grown} bytes while reading a flood");
     child.kill().unwrap();
     assert!(matches!(child.wait().await, Err(Error::Killed(9))));
