@@ -1,0 +1,189 @@
+//! `wasmpipe::Pool`: many callers over a few sandboxed workers, ordered `map`, restarts after a
+//! crash, clean shutdown, and a factory that never works — all through real runners.
+
+use std::sync::Arc;
+use std::time::Duration;
+use wasmpipe::{Error, Pool, Sandbox};
+use wasmpipe_tests::guests;
+
+/// Hang guard only: every test here finishes in well under this.
+const GUARD: Duration = Duration::from_secs(60);
+
+async fn guarded<T>(what: &str, future: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(GUARD, future).await.unwrap_or_else(|_| panic!("{what} hung"))
+}
+
+fn upper_pool(workers: usize) -> Pool {
+    Pool::new(|| Sandbox::new(guests::UPPER), workers)
+}
+
+fn process_exists(pid: u32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Waits (bounded) until none of `pids` exists any more, not even as a zombie.
+async fn assert_gone(pids: &[u32]) {
+    for _ in 0..200 {
+        if !pids.iter().any(|&pid| process_exists(pid)) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("worker processes still exist: {:?}", pids.iter().filter(|&&pid| process_exists(pid)).collect::<Vec<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn many_concurrent_callers_all_get_their_own_reply() {
+    let pool = Arc::new(upper_pool(4));
+    let pids = pool.worker_pids();
+    assert_eq!(pids.len(), 4, "every worker starts a guest up front");
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..200 {
+        let pool = pool.clone();
+        tasks.spawn(async move { (i, pool.call(format!("request {i}").as_bytes()).await) });
+    }
+    let mut answered = 0;
+    while let Some(joined) = guarded("concurrent calls", tasks.join_next()).await {
+        let (i, reply) = joined.unwrap();
+        assert_eq!(reply.unwrap(), format!("REQUEST {i}\n").into_bytes());
+        answered += 1;
+    }
+    assert_eq!(answered, 200);
+    assert_eq!(pool.worker_pids(), pids, "no worker restarted");
+    Arc::into_inner(pool).unwrap().shutdown().await;
+}
+
+#[tokio::test]
+async fn a_request_keeps_its_newline_and_one_is_added_when_missing() {
+    let pool = Pool::new(|| Sandbox::new(guests::ECHO), 1);
+    assert_eq!(pool.call(b"with\n").await.unwrap(), b"with\n");
+    assert_eq!(pool.call(b"without").await.unwrap(), b"without\n");
+    assert_eq!(pool.call(b"").await.unwrap(), b"\n");
+    pool.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_request_of_two_lines_is_refused_before_reaching_a_worker() {
+    let pool = Pool::new(|| Sandbox::new(guests::ECHO), 1);
+    let pids = pool.worker_pids();
+    let refused = pool.call(b"one\ntwo").await;
+    assert!(matches!(&refused, Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::InvalidInput), "{refused:?}");
+    // The worker stays in step: the next reply is the next request's.
+    assert_eq!(pool.call(b"three").await.unwrap(), b"three\n");
+    assert_eq!(pool.worker_pids(), pids);
+    pool.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn map_returns_results_in_input_order() {
+    let pool = upper_pool(3);
+    let inputs: Vec<Vec<u8>> = (0..100).map(|i| format!("item {i}").into_bytes()).collect();
+    let results = guarded("map", pool.map(inputs)).await;
+    assert_eq!(results.len(), 100);
+    for (i, result) in results.into_iter().enumerate() {
+        assert_eq!(result.unwrap(), format!("ITEM {i}\n").into_bytes());
+    }
+    assert!(pool.map(Vec::new()).await.is_empty());
+    pool.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_crashing_guest_fails_its_call_with_the_trap_and_the_next_call_gets_a_fresh_worker() {
+    let pool = Pool::new(|| Sandbox::new(guests::CRASH_ON).capture_stderr(4096), 1);
+    assert_eq!(pool.call(b"before").await.unwrap(), b"BEFORE\n");
+    let first = pool.worker_pids();
+
+    let crashed = guarded("crashing call", pool.call(b"crash")).await;
+    assert!(matches!(&crashed, Err(Error::Trap { .. })), "{crashed:?}");
+    assert_gone(&first).await;
+
+    assert_eq!(guarded("call after the crash", pool.call(b"after")).await.unwrap(), b"AFTER\n");
+    let second = pool.worker_pids();
+    assert_eq!(second.len(), 1);
+    assert_ne!(second, first, "the worker runs a new guest");
+    pool.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn map_reports_a_crash_in_its_place_and_the_rest_succeed() {
+    // Restarts in a row are not the point here: each crash is followed by successes.
+    let pool = Pool::builder(|| Sandbox::new(guests::CRASH_ON).capture_stderr(4096)).workers(2).build();
+    let inputs = ["a", "crash", "b", "c", "crash", "d"].map(|s| s.as_bytes().to_vec());
+    let results = guarded("map with crashes", pool.map(inputs)).await;
+    let expected = [Some("A\n"), None, Some("B\n"), Some("C\n"), None, Some("D\n")];
+    for (result, expected) in results.iter().zip(expected) {
+        match expected {
+            Some(reply) => assert_eq!(result.as_deref().ok(), Some(reply.as_bytes()), "{result:?}"),
+            None => assert!(matches!(result, Err(Error::Trap { .. })), "{result:?}"),
+        }
+    }
+    pool.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_guest_that_exits_instead_of_serving_fails_the_call_with_a_runner_error() {
+    // `exit_early` writes `bye` and exits 0 without reading: the first call is answered with its
+    // `bye` (the pool cannot tell), the next finds the guest gone.
+    let pool = Pool::builder(|| Sandbox::new(guests::EXIT_EARLY)).workers(1).max_restarts(10).build();
+    assert_eq!(pool.call(b"hi").await.unwrap(), b"bye\n");
+    let gone = guarded("call to an exited guest", pool.call(b"hi")).await;
+    assert!(matches!(&gone, Err(Error::Runner(message)) if message.contains("code 0")), "{gone:?}");
+    // Restarted: the fresh guest says bye again.
+    assert_eq!(pool.call(b"hi").await.unwrap(), b"bye\n");
+    pool.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_overlong_reply_is_line_too_long_and_the_worker_restarts() {
+    let pool = Pool::builder(|| Sandbox::new(guests::ECHO)).workers(1).max_line_length(16).build();
+    let first = pool.worker_pids();
+    let long = pool.call(&[b'x'; 100]).await;
+    assert!(matches!(long, Err(Error::LineTooLong { limit: 16 })), "{long:?}");
+    assert_gone(&first).await;
+    assert_eq!(pool.call(b"short").await.unwrap(), b"short\n");
+    pool.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_ends_every_guest_and_leaves_no_process_behind() {
+    let pool = upper_pool(3);
+    let results = pool.map((0..30).map(|i| vec![b'a' + i])).await;
+    assert!(results.iter().all(Result::is_ok));
+    let pids = pool.worker_pids();
+    assert_eq!(pids.len(), 3);
+    assert!(pids.iter().all(|&pid| process_exists(pid)));
+
+    guarded("shutdown", pool.shutdown()).await;
+    // Reaped, not merely killed: not even a zombie is left.
+    assert!(!pids.iter().any(|&pid| process_exists(pid)), "{pids:?}");
+    let zombies = wasmpipe_tests::zombie_children();
+    assert!(!pids.iter().any(|pid| zombies.contains(pid)), "{zombies:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_pool_ends_its_guests_too() {
+    let pool = upper_pool(2);
+    assert_eq!(pool.call(b"x").await.unwrap(), b"X\n");
+    let pids = pool.worker_pids();
+    drop(pool);
+    assert_gone(&pids).await;
+}
+
+#[tokio::test]
+async fn a_factory_that_never_works_fails_calls_instead_of_hanging() {
+    let missing = std::env::temp_dir().join("wasmpipe-pool-no-such-module.wasm");
+    let pool = Pool::builder(move || Sandbox::new(&missing)).workers(2).max_restarts(1).build();
+    let mut errors = Vec::new();
+    // 2 workers × (1 try + 1 restart) = 4 failed attempts, then no worker is left.
+    for _ in 0..6 {
+        errors.push(guarded("call to a broken pool", pool.call(b"hello")).await.unwrap_err());
+    }
+    assert!(matches!(&errors[0], Error::InvalidModule(_)), "{errors:?}");
+    assert!(errors[..4].iter().all(|e| matches!(e, Error::InvalidModule(_))), "{errors:?}");
+    assert!(errors[4..].iter().all(|e| matches!(e, Error::Spawn(_))), "{errors:?}");
+    // Also for many waiting callers at once, and for map.
+    let results = guarded("map on a broken pool", pool.map((0..10).map(|_| b"x".to_vec()))).await;
+    assert!(results.iter().all(|r| matches!(r, Err(Error::Spawn(_)))), "{results:?}");
+    assert!(pool.worker_pids().is_empty());
+    guarded("shutdown of a broken pool", pool.shutdown()).await;
+}
