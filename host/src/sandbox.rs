@@ -271,12 +271,13 @@ impl Sandbox {
     /// Starts the guest in a new runner process, handing it the configured stdio; the parent's
     /// copies of those ends are closed once the child has them.
     ///
-    /// Stdio that was set is consumed, so spawning the same builder again gives the next guest
-    /// `/dev/null` unless new ends are set.
+    /// Fds given with [`stdin`](Self::stdin) / [`stdout`](Self::stdout) /
+    /// [`stderr`](Self::stderr) are consumed, so spawning the same builder again gives the next
+    /// guest `/dev/null` there unless new ends are set; inherited and captured streams stay so.
     pub fn spawn(&mut self) -> Result<SandboxChild> {
         crate::runner::ensure_hook_linked();
         let (parent_control, child_control) = UnixStream::pair().map_err(spawn_error)?;
-        let guest_stdin = match std::mem::replace(&mut self.stdin, GuestStdio::Null) {
+        let guest_stdin = match self.stdin.take() {
             GuestStdio::Fd(fd) => fd,
             GuestStdio::Inherit => io::stdin().as_fd().try_clone_to_owned().map_err(spawn_error)?,
             GuestStdio::Null | GuestStdio::Captured(_) => File::open("/dev/null").map_err(spawn_error)?.into(),
@@ -287,8 +288,8 @@ impl Sandbox {
         // No pre_exec hook, so std starts the runner with posix_spawn (vfork-fast, and nothing of
         // ours runs between fork and exec). The control socket rides in as the runner's stdin.
         command.stdin(Stdio::from(OwnedFd::from(child_control)));
-        command.stdout(stdio_for_command(std::mem::replace(&mut self.stdout, GuestStdio::Null)));
-        let capture = match std::mem::replace(&mut self.stderr, GuestStdio::Inherit) {
+        command.stdout(stdio_for_command(self.stdout.take()));
+        let capture = match self.stderr.take() {
             GuestStdio::Captured(max) => {
                 let (reader, writer) = pipe::pipe().map_err(spawn_error)?;
                 command.stderr(writer);
@@ -382,6 +383,18 @@ impl Sandbox {
         });
         // A runner that died before reading its config says why in its exit status; wait() tells.
         sent.or_else(|e| if e.kind() == io::ErrorKind::BrokenPipe { Ok(()) } else { Err(spawn_error(e)) })
+    }
+}
+
+impl GuestStdio {
+    /// This stream for one spawn: a given fd is used up (leaving `/dev/null`), settings stay.
+    fn take(&mut self) -> GuestStdio {
+        match self {
+            GuestStdio::Fd(_) => std::mem::replace(self, GuestStdio::Null),
+            GuestStdio::Null => GuestStdio::Null,
+            GuestStdio::Inherit => GuestStdio::Inherit,
+            GuestStdio::Captured(max) => GuestStdio::Captured(*max),
+        }
     }
 }
 

@@ -63,3 +63,19 @@ async fn no_cache_leaves_the_cache_directory_alone() {
     assert!(child.wait().await.unwrap().success());
     assert!(!cache.exists());
 }
+
+#[tokio::test]
+async fn a_builder_spawned_twice_uses_up_given_fds_but_keeps_settings() {
+    let (rx, tx) = wasmpipe::pipe().unwrap();
+    let mut sandbox = Sandbox::new(guests::TRAP).capture_stderr(4096).stdout(tx);
+    for _ in 0..2 {
+        let mut child = sandbox.spawn().unwrap();
+        assert!(matches!(child.wait().await, Err(Error::Trap { .. })));
+        let stderr = String::from_utf8_lossy(child.captured_stderr()).into_owned();
+        assert!(stderr.contains("guest panicked on purpose"), "captured both times: {stderr}");
+    }
+    // The pipe's write end went to the first guest only: with both guests gone, EOF.
+    let mut out = Vec::new();
+    rx.open().unwrap().read_to_end(&mut out).await.unwrap();
+    assert!(out.is_empty());
+}
