@@ -57,7 +57,7 @@ pub fn duplex() -> (Rx, Tx) {
 /// call [`Tx::flush`] first to handle it.
 ///
 /// On `wasm32-wasip1` this is the WASI `proc_exit` call. Hosts may reject codes outside
-/// `0..126` (Wasmtime treats them as a trap).
+/// `0..126` (plain Wasmtime treats them as a trap); wasmpipe reports any code as it is.
 ///
 /// # Examples
 ///

@@ -73,7 +73,7 @@ async fn a_panicking_guest_is_reported_as_a_trap_with_a_backtrace() {
 
 #[tokio::test]
 async fn guest_exit_codes_are_reported() {
-    for code in [0, 3, 42] {
+    for code in [0, 3, 42, 126, 200, 255] {
         let mut child = Sandbox::new(guests::EXIT_CODE).arg(code.to_string()).spawn().unwrap();
         assert_eq!(child.wait().await.unwrap().code(), code);
     }

@@ -2,7 +2,7 @@
 //! (default 0), through WASI `proc_exit`.
 //!
 //! Used by the host's exit status tests. An argument that is not an integer exits 2 with a
-//! message on stderr. (Wasmtime rejects codes outside `0..126` as a trap.)
+//! message on stderr. (Plain Wasmtime rejects codes outside `0..126` as a trap; wasmpipe reports them.)
 
 use std::io;
 

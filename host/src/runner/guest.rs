@@ -108,6 +108,15 @@ pub(crate) fn prepare(engine: Engine, module: Module, config: &RunnerConfig) -> 
         GuestLimiter { limit: usize::try_from(config.limits.memory_limit()).unwrap_or(usize::MAX), denied: false };
     let mut store = Store::new(&engine, GuestState { wasi, limiter, stdio: FastStdio::default() });
     store.limiter(|state| &mut state.limiter);
+    // wasmtime-wasi turns `proc_exit` codes of 126 and above into an error (they collide with
+    // shell conventions); a wasmpipe guest's exit code is reported as it is, whatever it is.
+    linker.allow_shadowing(true);
+    linker
+        .func_wrap("wasi_snapshot_preview1", "proc_exit", |code: i32| -> wasmtime::Result<()> {
+            Err(I32Exit(code).into())
+        })
+        .map_err(|e| failed(format!("cannot link proc_exit: {e:#}")))?;
+    linker.allow_shadowing(false);
     if config.dirs.is_empty() {
         stdio::install(&mut linker).map_err(|e| failed(format!("cannot link the stdio fast path: {e:#}")))?;
     }
