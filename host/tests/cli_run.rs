@@ -3,64 +3,10 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-mod guests {
-    #![allow(dead_code)]
-    include!(concat!(env!("OUT_DIR"), "/guests.rs"));
-}
-
-/// A scratch directory for one test, `<tmp>/wasmpipe-cli-<pid>-<test>`, removed when dropped.
-/// Its `cache/` subdirectory is the test's own compiled-module cache.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(test: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("wasmpipe-cli-{}-{test}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(dir.join("cache")).unwrap();
-        Self(dir)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-
-    /// A `wasmpipe` command that uses this test's cache and nothing of the user's.
-    fn wasmpipe(&self) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_wasmpipe"));
-        command.env("WASMPIPE_CACHE_DIR", self.0.join("cache"));
-        command
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A [`Scratch`] named after the enclosing test function.
-macro_rules! scratch {
-    () => {{
-        fn here() {}
-        let name = std::any::type_name_of_val(&here).trim_end_matches("::here");
-        Scratch::new(name.rsplit("::").next().unwrap())
-    }};
-}
-
-fn describe(output: &Output) -> String {
-    format!(
-        "status: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-fn code(output: &Output) -> i32 {
-    output.status.code().unwrap_or_else(|| panic!("wasmpipe died of a signal\n{}", describe(output)))
-}
+mod common;
+use common::*;
 
 /// The lines of stderr that start with `wasmpipe:`.
 fn wasmpipe_lines(output: &Output) -> Vec<String> {
@@ -69,17 +15,6 @@ fn wasmpipe_lines(output: &Output) -> Vec<String> {
         .filter(|line| line.starts_with("wasmpipe:"))
         .map(Into::into)
         .collect()
-}
-
-/// The one line of stderr that starts with `wasmpipe:`; fails unless there is exactly one, and it
-/// is the last line (wasmpipe reports after the guest is gone, so a line after it would be the
-/// rest of a message spanning several lines).
-fn the_wasmpipe_line(output: &Output) -> String {
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let lines: Vec<&str> = stderr.lines().filter(|line| line.starts_with("wasmpipe:")).collect();
-    assert_eq!(lines.len(), 1, "expected exactly one `wasmpipe:` line on stderr\n{}", describe(output));
-    assert_eq!(stderr.lines().last(), Some(lines[0]), "the `wasmpipe:` line is not one line\n{}", describe(output));
-    lines[0].to_owned()
 }
 
 /// The only line of stderr, which must start with `wasmpipe:`.

@@ -3,67 +3,11 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::thread;
 
-mod guests {
-    #![allow(dead_code)]
-    include!(concat!(env!("OUT_DIR"), "/guests.rs"));
-}
-
-/// A scratch directory for one test, `<tmp>/wasmpipe-cli-<pid>-<test>`, removed when dropped.
-/// Its `cache/` subdirectory is the test's own compiled-module cache.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(test: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("wasmpipe-cli-{}-{test}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(dir.join("cache")).unwrap();
-        Self(dir)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-
-    /// A `wasmpipe` command that uses this test's cache and nothing of the user's.
-    fn wasmpipe(&self) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_wasmpipe"));
-        command.env("WASMPIPE_CACHE_DIR", self.0.join("cache"));
-        command
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A [`Scratch`] named after the enclosing test function.
-macro_rules! scratch {
-    () => {{
-        fn here() {}
-        let name = std::any::type_name_of_val(&here).trim_end_matches("::here");
-        Scratch::new(name.rsplit("::").next().unwrap())
-    }};
-}
-
-fn describe(output: &Output) -> String {
-    format!(
-        "status: {}\n--- stdout ({} bytes) ---\n{}\n--- stderr ---\n{}",
-        output.status,
-        output.stdout.len(),
-        String::from_utf8_lossy(&output.stdout[..output.stdout.len().min(4096)]),
-        String::from_utf8_lossy(&output.stderr[..output.stderr.len().min(16384)])
-    )
-}
-
-fn code(output: &Output) -> i32 {
-    output.status.code().unwrap_or_else(|| panic!("wasmpipe died of a signal\n{}", describe(output)))
-}
+mod common;
+use common::*;
 
 /// Runs `command` with `input` written to its stdin (a pipe, closed after the input) from another
 /// thread, while its stdout and stderr are collected through pipes.
