@@ -69,3 +69,42 @@ async fn a_granted_directory_is_readable_but_not_writable() {
     assert_eq!(out, b"granted contents\n");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Runs the `wasi_tour` guest and returns its report and result.
+async fn wasi_tour(sandbox: Sandbox) -> (String, wasmpipe::Result<wasmpipe::GuestExit>) {
+    let (rx, tx) = wasmpipe::pipe().unwrap();
+    let mut child = sandbox.stdout(tx).spawn().unwrap();
+    let mut out = Vec::new();
+    rx.open().unwrap().read_to_end(&mut out).await.unwrap();
+    (String::from_utf8(out).unwrap(), child.wait().await)
+}
+
+#[tokio::test]
+async fn the_hardened_runner_allows_clocks_sleep_and_randomness() {
+    let (report, result) = wasi_tour(Sandbox::new(guests::WASI_TOUR)).await;
+    assert!(result.as_ref().is_ok_and(|exit| exit.success()), "{result:?}\n{report}");
+    assert_eq!(report, "ok clock\nok sleep\nok random\n");
+}
+
+#[tokio::test]
+async fn the_hardened_runner_allows_file_work_in_a_writable_directory() {
+    let dir = std::env::temp_dir().join(format!("wasmpipe-tour-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("input.txt"), b"input\n").unwrap();
+    let (report, result) = wasi_tour(Sandbox::new(guests::WASI_TOUR).dir_writable(&dir, "/data").arg("--dir")).await;
+    assert!(result.as_ref().is_ok_and(|exit| exit.success()), "{result:?}\n{report}");
+    assert_eq!(report, "ok clock\nok sleep\nok random\nok list\nok read\nok create\nok rename\nok mkdir\nok remove\n");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn a_read_only_directory_refuses_writes() {
+    let dir = std::env::temp_dir().join(format!("wasmpipe-tour-ro-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("input.txt"), b"input\n").unwrap();
+    let (report, result) = wasi_tour(Sandbox::new(guests::WASI_TOUR).dir(&dir, "/data").arg("--dir")).await;
+    assert_eq!(result.unwrap().code(), 1, "{report}");
+    assert!(report.contains("ok list\nok read\nfailed create"), "{report}");
+    assert!(!dir.join("created.txt").exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
