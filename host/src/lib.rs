@@ -89,6 +89,7 @@ mod limits;
 mod line;
 mod pipe;
 mod pool;
+mod process;
 mod protocol;
 mod runner;
 mod sandbox;

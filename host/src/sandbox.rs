@@ -8,6 +8,7 @@
 use crate::error::{Error, GuestExit, Result};
 use crate::limits::Limits;
 use crate::pipe::{self, AsyncReader, AsyncWriter, Duplex, PipeReader};
+use crate::process::ChildProcess;
 use crate::protocol::{self, DirGrant, ModuleSource, RUNNER_MARKER, RunnerConfig, Verdict};
 use std::fs::File;
 use std::io::{self, Write};
@@ -15,7 +16,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, unix::AsyncFd};
@@ -301,7 +302,7 @@ impl Sandbox {
             }
         };
         let started = Instant::now();
-        let mut process = command.spawn().map_err(spawn_error)?;
+        let mut process = ChildProcess::from_pid(command.spawn().map_err(spawn_error)?.id());
         // Our copies of the handed-over ends (held by `command`) close here.
         drop(command);
         let sent = protocol::send_stdin(&parent_control, guest_stdin.as_fd())
@@ -430,7 +431,7 @@ fn spawn_stderr_capture(reader: PipeReader, max: usize) -> Result<JoinHandle<Vec
 /// [`Sandbox`] for which fds the runner holds and how it dies with its parent.
 #[derive(Debug)]
 pub struct SandboxChild {
-    process: Option<Child>,
+    process: Option<ChildProcess>,
     /// Readable when the process has exited (`None` on kernels without pidfds: then we poll).
     exit_signal: Option<AsyncFd<OwnedFd>>,
     control: Option<tokio::net::UnixStream>,
@@ -451,9 +452,8 @@ struct Ending {
 }
 
 impl SandboxChild {
-    fn new(process: Child, control: UnixStream, deadline: Option<(Instant, Duration)>) -> Result<Self> {
-        let pid = rustix::process::Pid::from_raw(process.id() as i32).expect("a child's pid is positive");
-        let exit_signal = match rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()) {
+    fn new(process: ChildProcess, control: UnixStream, deadline: Option<(Instant, Duration)>) -> Result<Self> {
+        let exit_signal = match rustix::process::pidfd_open(process.pid(), rustix::process::PidfdFlags::empty()) {
             // SAFETY: the AsyncFd owns the pidfd, so the fd stays open and unchanged while it is
             // registered.
             Ok(pidfd) => Some(
@@ -477,7 +477,7 @@ impl SandboxChild {
 
     /// The runner's process id.
     pub fn id(&self) -> Option<u32> {
-        self.process.as_ref().map(Child::id)
+        self.process.as_ref().map(ChildProcess::id)
     }
 
     /// Kills the runner with `SIGKILL`; [`wait`](Self::wait) then reports
