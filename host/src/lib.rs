@@ -93,6 +93,7 @@ mod process;
 mod protocol;
 mod runner;
 mod sandbox;
+mod zygote;
 
 /// The README's examples, compiled as doctests so they cannot rot.
 #[doc = include_str!("../../README.md")]
@@ -105,3 +106,4 @@ pub use limits::{DEFAULT_MEMORY_LIMIT, Limits, parse_duration, parse_size};
 pub use pipe::{AsyncReader, AsyncWriter, DEFAULT_MAX_LINE_LENGTH, Duplex, PipeReader, PipeWriter, duplex, pipe};
 pub use pool::{Pool, PoolBuilder};
 pub use sandbox::{DEFAULT_STDERR_CAPTURE, Sandbox, SandboxChild};
+pub use zygote::Zygote;

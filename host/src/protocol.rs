@@ -1,7 +1,7 @@
 //! What the parent and the runner say to each other on the control socket (the runner's fd 3).
 //!
 //! The runner starts with the control socket as its fd 0. Parent → runner, once: one byte
-//! carrying the guest's stdin fd (`SCM_RIGHTS`, see [`send_stdin`]), then a length-prefixed JSON
+//! carrying the guest's stdin fd (`SCM_RIGHTS`, see [`send_fds`]), then a length-prefixed JSON
 //! [`RunnerConfig`], followed by the module bytes when they were given in memory. The runner then
 //! moves the socket to fd 3 and the guest's stdin to fd 0. The parent then keeps its end open and silent: it is the
 //! runner's lifeline, whose EOF means the parent died.
@@ -25,6 +25,9 @@ pub(crate) const CONTROL_FD: i32 = 3;
 
 /// Environment variable that turns a process into a sandbox runner (see `runner::hook`).
 pub(crate) const RUNNER_MARKER: &str = "WASMPIPE_SANDBOX_RUNNER";
+
+/// Environment variable that turns a process into a zygote (see `runner::zygote`).
+pub(crate) const ZYGOTE_MARKER: &str = "WASMPIPE_SANDBOX_ZYGOTE";
 
 /// Upper bound on the config frame, so a confused peer cannot make the runner allocate wildly.
 const MAX_CONFIG_LEN: u32 = 16 << 20;
@@ -104,30 +107,31 @@ impl Verdict {
     }
 }
 
-/// Sends the guest's stdin fd to the runner.
-pub(crate) fn send_stdin(socket: impl AsFd, stdin: BorrowedFd<'_>) -> io::Result<()> {
-    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+/// Most fds one message carries: a zygote request (control socket, stdin, stdout, stderr).
+pub(crate) const MAX_PASSED_FDS: usize = 4;
+
+/// Sends fds (and one byte, since a message must carry data) over a unix socket.
+pub(crate) fn send_fds(socket: impl AsFd, fds: &[BorrowedFd<'_>]) -> io::Result<()> {
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_PASSED_FDS))];
     let mut control = SendAncillaryBuffer::new(&mut space);
-    let fds = [stdin];
-    control.push(SendAncillaryMessage::ScmRights(&fds));
+    control.push(SendAncillaryMessage::ScmRights(fds));
     let sent = rustix::net::sendmsg(socket, &[IoSlice::new(b"0")], &mut control, SendFlags::NOSIGNAL)?;
-    if sent == 1 { Ok(()) } else { Err(io::Error::new(io::ErrorKind::WriteZero, "cannot send the guest's stdin")) }
+    if sent == 1 { Ok(()) } else { Err(io::Error::new(io::ErrorKind::WriteZero, "cannot pass fds")) }
 }
 
-/// Receives the guest's stdin fd sent by [`send_stdin`].
-pub(crate) fn receive_stdin(socket: impl AsFd) -> io::Result<OwnedFd> {
-    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+/// Receives the fds of one [`send_fds`] message; empty at EOF.
+pub(crate) fn receive_fds(socket: impl AsFd) -> io::Result<Vec<OwnedFd>> {
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_PASSED_FDS))];
     let mut control = RecvAncillaryBuffer::new(&mut space);
     let mut byte = [0u8; 1];
     rustix::net::recvmsg(socket, &mut [IoSliceMut::new(&mut byte)], &mut control, RecvFlags::CMSG_CLOEXEC)?;
+    let mut fds = Vec::new();
     for message in control.drain() {
-        if let RecvAncillaryMessage::ScmRights(mut fds) = message
-            && let Some(fd) = fds.next()
-        {
-            return Ok(fd);
+        if let RecvAncillaryMessage::ScmRights(received) = message {
+            fds.extend(received);
         }
     }
-    Err(io::Error::new(io::ErrorKind::InvalidData, "the parent sent no stdin fd"))
+    Ok(fds)
 }
 
 pub(crate) fn write_config(mut out: impl Write, config: &RunnerConfig) -> io::Result<()> {

@@ -10,6 +10,7 @@ use crate::limits::Limits;
 use crate::pipe::{self, AsyncReader, AsyncWriter, Duplex, PipeReader};
 use crate::process::ChildProcess;
 use crate::protocol::{self, DirGrant, ModuleSource, RUNNER_MARKER, RunnerConfig, Verdict};
+use crate::zygote::Zygote;
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::{AsFd, OwnedFd};
@@ -113,6 +114,7 @@ pub struct Sandbox {
     cache: CacheChoice,
     compile_only: bool,
     forbidden_syscall_after_hardening: bool,
+    zygote: Option<Zygote>,
 }
 
 impl Sandbox {
@@ -147,6 +149,7 @@ impl Sandbox {
             cache: CacheChoice::Default,
             compile_only: false,
             forbidden_syscall_after_hardening: false,
+            zygote: None,
         }
     }
 
@@ -278,46 +281,65 @@ impl Sandbox {
     pub fn spawn(&mut self) -> Result<SandboxChild> {
         crate::runner::ensure_hook_linked();
         let (parent_control, child_control) = UnixStream::pair().map_err(spawn_error)?;
-        let guest_stdin = match self.stdin.take() {
+        let stdin = match self.stdin.take() {
             GuestStdio::Fd(fd) => fd,
             GuestStdio::Inherit => io::stdin().as_fd().try_clone_to_owned().map_err(spawn_error)?,
             GuestStdio::Null | GuestStdio::Captured(_) => File::open("/dev/null").map_err(spawn_error)?.into(),
         };
+        let stdout = self.stdout.take();
+        let (stderr, capture) = match self.stderr.take() {
+            GuestStdio::Captured(max) => {
+                let (reader, writer) = pipe::pipe().map_err(spawn_error)?;
+                (GuestStdio::Fd(writer.into()), Some((reader, max)))
+            }
+            other => (other, None),
+        };
+        let started = Instant::now();
+        let process = match &self.zygote {
+            Some(zygote) => zygote.fork(
+                child_control.into(),
+                stdin,
+                output_fd(stdout, io::stdout().as_fd())?,
+                output_fd(stderr, io::stderr().as_fd())?,
+            )?,
+            None => {
+                let process = self.exec_runner(child_control, stdout, stderr)?;
+                // The runner's stdin was the control socket; the guest's stdin follows over it.
+                if let Err(error) = protocol::send_fds(&parent_control, &[stdin.as_fd()]) {
+                    return Err(kill_and_fail(process, spawn_error(error)));
+                }
+                process
+            }
+        };
+        if let Err(error) = self.send_config(&parent_control) {
+            return Err(kill_and_fail(process, error));
+        }
+        let deadline = self.limits.timeout_limit().map(|limit| (started, limit));
+        let mut child = SandboxChild::new(process, parent_control, deadline)?;
+        child.stderr_capture = capture.map(|(reader, max)| spawn_stderr_capture(reader, max)).transpose()?;
+        Ok(child)
+    }
+
+    /// Starts a runner by exec'ing this binary (`posix_spawn`: no pre_exec hook, so std may use
+    /// vfork, and nothing of ours runs between fork and exec). The control socket rides in as the
+    /// runner's stdin; the guest's stdin is sent over it afterwards.
+    fn exec_runner(&self, control: UnixStream, stdout: GuestStdio, stderr: GuestStdio) -> Result<ChildProcess> {
         let mut command = Command::new("/proc/self/exe");
         command.arg0(format!("wasmpipe-runner: {}", self.program_name));
         command.env_clear().env(RUNNER_MARKER, "1");
-        // No pre_exec hook, so std starts the runner with posix_spawn (vfork-fast, and nothing of
-        // ours runs between fork and exec). The control socket rides in as the runner's stdin.
-        command.stdin(Stdio::from(OwnedFd::from(child_control)));
-        command.stdout(stdio_for_command(self.stdout.take()));
-        let capture = match self.stderr.take() {
-            GuestStdio::Captured(max) => {
-                let (reader, writer) = pipe::pipe().map_err(spawn_error)?;
-                command.stderr(writer);
-                Some((reader, max))
-            }
-            other => {
-                command.stderr(stdio_for_command(other));
-                None
-            }
-        };
-        let started = Instant::now();
-        let mut process = ChildProcess::from_pid(command.spawn().map_err(spawn_error)?.id());
-        // Our copies of the handed-over ends (held by `command`) close here.
-        drop(command);
-        let sent = protocol::send_stdin(&parent_control, guest_stdin.as_fd())
-            .map_err(spawn_error)
-            .and_then(|()| self.send_config(&parent_control));
-        drop(guest_stdin);
-        if let Err(error) = sent {
-            let _ = process.kill();
-            let _ = process.wait();
-            return Err(error);
-        }
-        let mut child =
-            SandboxChild::new(process, parent_control, self.limits.timeout_limit().map(|limit| (started, limit)))?;
-        child.stderr_capture = capture.map(|(reader, max)| spawn_stderr_capture(reader, max)).transpose()?;
-        Ok(child)
+        command.stdin(Stdio::from(OwnedFd::from(control)));
+        command.stdout(stdio_for_command(stdout));
+        command.stderr(stdio_for_command(stderr));
+        let child = command.spawn().map_err(spawn_error)?;
+        // `command` (dropped on return) held our copies of the handed-over ends.
+        Ok(ChildProcess::from_pid(child.id()))
+    }
+
+    /// Starts runners by cloning `zygote` instead of exec'ing this binary: faster than starting
+    /// even a native child. See [`Zygote`].
+    pub fn zygote(mut self, zygote: &Zygote) -> Self {
+        self.zygote = Some(zygote.clone());
+        self
     }
 
     /// Compiles the module into the compiled-module cache without running it, so the next
@@ -399,6 +421,24 @@ impl GuestStdio {
     }
 }
 
+/// A runner that could not be set up: killed and reaped, and the error passed on.
+fn kill_and_fail(mut process: ChildProcess, error: Error) -> Error {
+    let _ = process.kill();
+    let _ = process.wait();
+    error
+}
+
+/// An output stream as an fd to pass to a zygote: `inherited` is the parent's own stream.
+fn output_fd(stdio: GuestStdio, inherited: std::os::fd::BorrowedFd<'_>) -> Result<OwnedFd> {
+    match stdio {
+        GuestStdio::Fd(fd) => Ok(fd),
+        GuestStdio::Inherit => inherited.try_clone_to_owned().map_err(spawn_error),
+        GuestStdio::Null | GuestStdio::Captured(_) => {
+            Ok(std::fs::OpenOptions::new().write(true).open("/dev/null").map_err(spawn_error)?.into())
+        }
+    }
+}
+
 fn stdio_for_command(stdio: GuestStdio) -> Stdio {
     match stdio {
         GuestStdio::Fd(fd) => Stdio::from(fd),
@@ -452,18 +492,25 @@ struct Ending {
 }
 
 impl SandboxChild {
+    /// Supervises `process`; if that cannot be set up, the runner is killed rather than leaked.
     fn new(process: ChildProcess, control: UnixStream, deadline: Option<(Instant, Duration)>) -> Result<Self> {
-        let exit_signal = match rustix::process::pidfd_open(process.pid(), rustix::process::PidfdFlags::empty()) {
-            // SAFETY: the AsyncFd owns the pidfd, so the fd stays open and unchanged while it is
-            // registered.
-            Ok(pidfd) => Some(
-                unsafe { AsyncFd::register_with_interest(pidfd, tokio::io::Interest::READABLE) }
-                    .map_err(|e| io::Error::other(e.to_string()))?,
-            ),
-            Err(_) => None,
+        let watch = || -> io::Result<_> {
+            let exit_signal = match rustix::process::pidfd_open(process.pid(), rustix::process::PidfdFlags::empty()) {
+                // SAFETY: the AsyncFd owns the pidfd, so the fd stays open and unchanged while it
+                // is registered.
+                Ok(pidfd) => Some(
+                    unsafe { AsyncFd::register_with_interest(pidfd, tokio::io::Interest::READABLE) }
+                        .map_err(|e| io::Error::other(e.to_string()))?,
+                ),
+                Err(_) => None,
+            };
+            control.set_nonblocking(true)?;
+            Ok((exit_signal, tokio::net::UnixStream::from_std(control)?))
         };
-        control.set_nonblocking(true)?;
-        let control = tokio::net::UnixStream::from_std(control)?;
+        let (exit_signal, control) = match watch() {
+            Ok(watched) => watched,
+            Err(error) => return Err(kill_and_fail(process, error.into())),
+        };
         Ok(Self {
             process: Some(process),
             exit_signal,

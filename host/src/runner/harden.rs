@@ -86,13 +86,18 @@ const FILE_ACCESS: &[i64] = &[
 /// Closes every fd above stdio, whatever the parent leaked to us (the control socket arrives as
 /// fd 0 and is moved to fd 3 afterwards).
 pub(super) fn close_inherited_fds() {
-    // SAFETY: close_range only closes descriptors; none above 2 is owned by anything in this
-    // process yet (we run before main).
-    let closed = unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
+    close_fds_from(3);
+}
+
+/// Closes every fd from `first` up; nothing in the process may own one of them.
+pub(super) fn close_fds_from(first: i32) {
+    // SAFETY: close_range only closes descriptors, and the caller guarantees that none of them
+    // is owned by anything in this process.
+    let closed = unsafe { libc::syscall(libc::SYS_close_range, first as u32, u32::MAX, 0u32) };
     if closed != 0 {
         // Kernels before 5.9: close what the soft fd limit allows.
         let max = rustix::process::getrlimit(rustix::process::Resource::Nofile).current.unwrap_or(1024).min(65536);
-        for fd in 3..max as i32 {
+        for fd in first..max as i32 {
             // SAFETY: as above.
             unsafe { libc::close(fd) };
         }

@@ -15,8 +15,9 @@ mod guest;
 mod harden;
 mod stdio;
 mod threads;
+mod zygote;
 
-use crate::protocol::{self, CONTROL_FD, ModuleSource, RUNNER_MARKER, Verdict};
+use crate::protocol::{self, CONTROL_FD, ModuleSource, RUNNER_MARKER, Verdict, ZYGOTE_MARKER};
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::FromRawFd;
@@ -33,6 +34,9 @@ static CONTROL: Mutex<Option<File>> = Mutex::new(None);
 fn hook() {
     if std::env::var_os(RUNNER_MARKER).is_some() {
         run_and_exit();
+    }
+    if std::env::var_os(ZYGOTE_MARKER).is_some() {
+        zygote::serve();
     }
 }
 
@@ -55,6 +59,11 @@ fn run_and_exit() -> ! {
             unsafe { libc::_exit(125) }
         }
     };
+    run_to_verdict(control)
+}
+
+/// Runs the guest with the control socket in place, reports, exits.
+fn run_to_verdict(control: File) -> ! {
     let verdict = match run(control) {
         Ok(verdict) => verdict,
         Err(message) => Verdict::Failed { message },
@@ -72,7 +81,10 @@ fn take_control_and_stdin() -> Result<File, String> {
     }
     // SAFETY: fd 3 is now the control socket, owned from here on by the returned `File`.
     let control = unsafe { File::from_raw_fd(CONTROL_FD) };
-    let stdin = protocol::receive_stdin(&control).map_err(|e| format!("cannot receive the guest's stdin: {e}"))?;
+    let stdin = protocol::receive_fds(&control)
+        .map_err(|e| format!("cannot receive the guest's stdin: {e}"))?
+        .pop()
+        .ok_or("the parent sent no stdin fd")?;
     // SAFETY: replaces fd 0 (a duplicate of the control socket) with the guest's stdin; the
     // received fd itself is closed when `stdin` drops.
     if unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&stdin), 0) } < 0 {
@@ -96,7 +108,7 @@ fn run(mut control: File) -> Result<Verdict, String> {
     *CONTROL.lock().unwrap() = Some(control);
 
     let mut starting = threads::Starting::default();
-    let engine = guest::engine_for(config.limits.fuel_limit().is_some())?;
+    let engine = engine(config.limits.fuel_limit().is_some())?;
     // Compilation counts against the timeout: an untrusted module may be built to compile slowly.
     let timeout = config.limits.timeout_limit().map(|limit| (started + limit, limit));
     threads::start_watchman(&mut starting, engine.clone(), timeout);
@@ -124,6 +136,17 @@ fn run(mut control: File) -> Result<Verdict, String> {
         harden::make_forbidden_syscall();
     }
     Ok(prepared.run())
+}
+
+/// Engines a zygote made before forking this runner, indexed by "fuel enabled". Runners started
+/// by exec have none and make their own.
+static PREPARED_ENGINES: std::sync::OnceLock<[wasmtime::Engine; 2]> = std::sync::OnceLock::new();
+
+fn engine(fuel: bool) -> Result<wasmtime::Engine, String> {
+    match PREPARED_ENGINES.get() {
+        Some(engines) => Ok(engines[usize::from(fuel)].clone()),
+        None => guest::engine_for(fuel),
+    }
 }
 
 /// The tokio runtime wasmtime-wasi runs its (synchronous, for us) calls on.

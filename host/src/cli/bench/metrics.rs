@@ -26,7 +26,7 @@ const WARMUP_ROUND_TRIPS: u32 = 100;
 pub(crate) async fn run_all(plan: &Plan) -> anyhow::Result<Results> {
     let launcher = Launcher::new()?;
     progress("cold start: spawn -> first reply");
-    let (cold_start, cold_start_uncached) = cold_start(&launcher, plan.cold_samples).await?;
+    let (cold_start, cold_start_uncached, cold_start_zygote) = cold_start(&launcher, plan.cold_samples).await?;
     progress(&format!("ping-pong: {} round trips on one CPU", plan.round_trips));
     let round_trip = round_trip(&launcher, plan.runs, plan.round_trips).await?;
     progress(&format!("bulk: {} MiB of {BULK_LINE}-byte lines", plan.bulk_bytes >> 20));
@@ -34,8 +34,17 @@ pub(crate) async fn run_all(plan: &Plan) -> anyhow::Result<Results> {
     progress("memory of one idle child");
     let idle_memory = idle_memory(&launcher, plan.runs).await?;
     progress(&format!("{} children started at once", plan.concurrent));
-    let start_many = start_many(&launcher, plan.runs, plan.concurrent).await?;
-    Ok(Results { cold_start, cold_start_uncached, round_trip, bulk, idle_memory, start_many })
+    let (start_many, start_many_zygote) = start_many(&launcher, plan.runs, plan.concurrent).await?;
+    Ok(Results {
+        cold_start,
+        cold_start_uncached,
+        cold_start_zygote,
+        round_trip,
+        bulk,
+        idle_memory,
+        start_many,
+        start_many_zygote,
+    })
 }
 
 /// Progress goes to stderr, keeping stdout for the report (and `--json` parseable).
@@ -43,16 +52,17 @@ fn progress(what: &str) {
     eprintln!("bench: {what}");
 }
 
-/// Spawn to first reply, in ms: the sandbox from a warm cache and compiling, and native.
-async fn cold_start(launcher: &Launcher, samples: usize) -> anyhow::Result<(Comparison, Stats)> {
-    let kinds = [Kind::Sandbox, Kind::SandboxUncached, Kind::Native];
+/// Spawn to first reply, in ms: the sandbox from a warm cache, compiling, and forked by a
+/// zygote, and native.
+async fn cold_start(launcher: &Launcher, samples: usize) -> anyhow::Result<(Comparison, Stats, Stats)> {
+    let kinds = [Kind::Sandbox, Kind::SandboxUncached, Kind::SandboxZygote, Kind::Native];
     // One discarded start of each kind: it fills the compiled-module cache for `Sandbox`, and
     // for all of them the page cache with the binary and whatever it loads.
     for kind in kinds {
         one_cold_start(launcher, kind).await?;
     }
-    let [sandbox, uncached, native] = alternate(kinds, samples, |kind| one_cold_start(launcher, kind)).await?;
-    Ok((Comparison { sandbox: Stats::of(sandbox), native: Stats::of(native) }, Stats::of(uncached)))
+    let [sandbox, uncached, zygote, native] = alternate(kinds, samples, |kind| one_cold_start(launcher, kind)).await?;
+    Ok((Comparison { sandbox: Stats::of(sandbox), native: Stats::of(native) }, Stats::of(uncached), Stats::of(zygote)))
 }
 
 async fn one_cold_start(launcher: &Launcher, kind: Kind) -> anyhow::Result<f64> {
@@ -180,8 +190,10 @@ impl Rss {
 }
 
 /// Time to start `count` children at once until every one of them has answered, in ms.
-async fn start_many(launcher: &Launcher, runs: usize, count: usize) -> anyhow::Result<Comparison> {
-    compare(runs, |kind| start_many_run(launcher, kind, count)).await
+async fn start_many(launcher: &Launcher, runs: usize, count: usize) -> anyhow::Result<(Comparison, Stats)> {
+    let kinds = [Kind::Sandbox, Kind::SandboxZygote, Kind::Native];
+    let [sandbox, zygote, native] = alternate(kinds, runs, |kind| start_many_run(launcher, kind, count)).await?;
+    Ok((Comparison { sandbox: Stats::of(sandbox), native: Stats::of(native) }, Stats::of(zygote)))
 }
 
 async fn start_many_run(launcher: &Launcher, kind: Kind, count: usize) -> anyhow::Result<f64> {

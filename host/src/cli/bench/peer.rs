@@ -4,7 +4,7 @@ use super::super::guests;
 use anyhow::{Context, ensure};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use wasmpipe::{AsyncReader, AsyncWriter, Sandbox, SandboxChild};
+use wasmpipe::{AsyncReader, AsyncWriter, Sandbox, SandboxChild, Zygote};
 
 /// Which echo child to start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,6 +13,8 @@ pub(crate) enum Kind {
     Sandbox,
     /// The echo guest in a sandbox, compiled at every start.
     SandboxUncached,
+    /// The echo guest in a sandbox forked by a zygote, from the warm cache.
+    SandboxZygote,
     /// The echo guest's source compiled for the host: this binary's `native-echo` subcommand.
     Native,
 }
@@ -25,6 +27,7 @@ const THIS_BINARY: &str = "/proc/self/exe";
 pub(crate) struct Launcher {
     module: Arc<[u8]>,
     cache: TempDir,
+    zygote: Zygote,
 }
 
 impl Launcher {
@@ -34,6 +37,7 @@ impl Launcher {
             module: Arc::from(guests::ECHO),
             // A fresh cache: what the user's cache holds (or not) must not change the numbers.
             cache: TempDir::new()?,
+            zygote: Zygote::start()?,
         })
     }
 
@@ -44,6 +48,9 @@ impl Launcher {
         let process = match kind {
             Kind::Sandbox => Process::Sandbox(self.sandbox().cache_dir(self.cache.path()).duplex(theirs).spawn()?),
             Kind::SandboxUncached => Process::Sandbox(self.sandbox().no_cache().duplex(theirs).spawn()?),
+            Kind::SandboxZygote => Process::Sandbox(
+                self.sandbox().cache_dir(self.cache.path()).zygote(&self.zygote).duplex(theirs).spawn()?,
+            ),
             Kind::Native => {
                 let (stdin, stdout) = theirs.into_parts();
                 // The command (holding our copies of the child's ends) is a temporary, dropped

@@ -11,6 +11,8 @@ pub(crate) struct Results {
     pub cold_start: Comparison,
     /// Spawn to first reply (ms), the sandbox compiling the module.
     pub cold_start_uncached: Stats,
+    /// Spawn to first reply (ms), the runner forked by a zygote (cached module).
+    pub cold_start_zygote: Stats,
     /// One short line there and back (µs), on one CPU.
     pub round_trip: Comparison,
     /// Bulk throughput (MB/s).
@@ -19,6 +21,8 @@ pub(crate) struct Results {
     pub idle_memory: Memory,
     /// Starting many children at once until all have answered (ms).
     pub start_many: Comparison,
+    /// The same, runners forked by a zygote.
+    pub start_many_zygote: Stats,
 }
 
 /// Resident memory of one idle child, in MiB.
@@ -30,18 +34,17 @@ pub(crate) struct Memory {
 /// The human-readable table: `metric | sandbox | native | ratio`, each cell median (min–max).
 pub(crate) fn table(results: &Results, plan: &Plan) -> String {
     let cold = &results.cold_start;
-    let uncached = Comparison { sandbox: results.cold_start_uncached, native: cold.native };
-    let mut uncached_row = row("  sandbox compiling at every start (ms)", &uncached);
-    // Compared with the same native starts as the row above: no need to repeat them.
-    uncached_row[2].clear();
+    let many = &results.start_many;
     let rows = [
         row("cold start, spawn → first reply (ms)", cold),
-        uncached_row,
+        variant_row("  sandbox compiling at every start (ms)", results.cold_start_uncached, cold),
+        variant_row("  sandbox forked by a zygote (ms)", results.cold_start_zygote, cold),
         row(&format!("ping-pong round trip, one CPU (µs), ×{}", plan.round_trips), &results.round_trip),
         row(&format!("bulk throughput, {} MiB (MB/s)", plan.bulk_bytes >> 20), &results.bulk),
         row("peak RSS of one idle child (MiB)", &results.idle_memory.peak),
         row("  RSS once idle (MiB)", &results.idle_memory.current),
-        row(&format!("start {} at once, all answered (ms)", plan.concurrent), &results.start_many),
+        row(&format!("start {} at once, all answered (ms)", plan.concurrent), many),
+        variant_row("  sandboxes forked by a zygote (ms)", results.start_many_zygote, many),
     ];
     let header = ["metric", "sandbox", "native", "sandbox/native"].map(String::from);
     let widths: Vec<usize> = (0..header.len())
@@ -59,6 +62,14 @@ pub(crate) fn table(results: &Results, plan: &Plan) -> String {
         "\nsandbox/native is the ratio of medians: above 1 the sandbox takes more, below 1 it delivers less.\n",
     );
     out
+}
+
+/// Another way of running the sandbox, against the same native runs as the row above it (so its
+/// native cell stays empty rather than repeating them).
+fn variant_row(metric: &str, sandbox: Stats, above: &Comparison) -> [String; 4] {
+    let mut cells = row(metric, &Comparison { sandbox, native: above.native });
+    cells[2].clear();
+    cells
 }
 
 fn row(metric: &str, comparison: &Comparison) -> [String; 4] {
@@ -79,14 +90,12 @@ fn number(value: f64) -> String {
 }
 
 /// One JSON object: per metric, `sandbox` and `native` medians, plus `ratio`, `min` and `max`
-/// (and `sandbox_uncached` for cold starts, `current` for memory).
+/// (and `sandbox_uncached` and `sandbox_zygote` for cold starts, `sandbox_zygote` for starting
+/// many, `current` for memory).
 pub(crate) fn json(results: &Results, plan: &Plan) -> Value {
     let mut cold_start = comparison_json(&results.cold_start, plan.cold_samples);
-    let uncached = &results.cold_start_uncached;
-    cold_start["sandbox_uncached"] = json!(round(uncached.median));
-    cold_start["ratio_uncached"] = json!(round(uncached.median / results.cold_start.native.median));
-    cold_start["min"]["sandbox_uncached"] = json!(round(uncached.min));
-    cold_start["max"]["sandbox_uncached"] = json!(round(uncached.max));
+    add_variant(&mut cold_start, "uncached", &results.cold_start_uncached, &results.cold_start);
+    add_variant(&mut cold_start, "zygote", &results.cold_start_zygote, &results.cold_start);
 
     let mut roundtrip = comparison_json(&results.round_trip, plan.runs);
     roundtrip["round_trips"] = json!(plan.round_trips);
@@ -96,6 +105,7 @@ pub(crate) fn json(results: &Results, plan: &Plan) -> Value {
     idle_rss["current"] = comparison_json(&results.idle_memory.current, plan.runs);
     let mut start64 = comparison_json(&results.start_many, plan.runs);
     start64["children"] = json!(plan.concurrent);
+    add_variant(&mut start64, "zygote", &results.start_many_zygote, &results.start_many);
 
     json!({
         "cold_start_ms": cold_start,
@@ -104,6 +114,15 @@ pub(crate) fn json(results: &Results, plan: &Plan) -> Value {
         "idle_rss_mib": idle_rss,
         "start64_ms": start64,
     })
+}
+
+/// Adds `sandbox_<name>` (with its ratio to the native median, min and max) to a metric.
+fn add_variant(metric: &mut Value, name: &str, stats: &Stats, above: &Comparison) {
+    let key = format!("sandbox_{name}");
+    metric[&key] = json!(round(stats.median));
+    metric[format!("ratio_{name}")] = json!(round(stats.median / above.native.median));
+    metric["min"][&key] = json!(round(stats.min));
+    metric["max"][&key] = json!(round(stats.max));
 }
 
 fn comparison_json(comparison: &Comparison, runs: usize) -> Value {

@@ -1,0 +1,88 @@
+//! The zygote: a pre-initialised, single-threaded process that forks ready runners.
+//!
+//! Started once (see [`Zygote`](crate::Zygote)) by exec'ing this binary with
+//! [`ZYGOTE_MARKER`](crate::protocol::ZYGOTE_MARKER); it pays for the exec, the dynamic linking
+//! and the wasmtime engines once. Then, per request: four fds arrive on its socket (the runner's
+//! control socket, and the guest's stdin, stdout and stderr), and it answers with the pid of a
+//! fresh runner, cloned from itself with `CLONE_PARENT` so that the runner is the *host's*
+//! child (the host reaps it, and it shows up as the host's child, exactly like an exec'd one).
+//! The child puts the fds at 0–3 and continues as a normal runner: config from the control
+//! socket, the module through the cache, hardening, the guest.
+//!
+//! It never compiles or deserializes a module: untrusted bytes are only ever handled in a
+//! runner. It must stay single-threaded, because `clone` copies only the calling thread; wasmtime
+//! engines start no threads of their own.
+//!
+//! The raw `clone` syscall (glibc has no `fork` with `CLONE_PARENT`) skips glibc's fork
+//! handlers. That is sound here: with one thread, no lock can be held by another thread at the
+//! fork, and glibc's `raise`/`abort` look up the calling thread's id from the kernel rather than
+//! the (now stale) cached one.
+
+use super::{PREPARED_ENGINES, guest, harden, run_to_verdict};
+use crate::protocol::{self, CONTROL_FD};
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
+
+/// The zygote's end of its socket to the host: its initial stdin, as for runners.
+const SOCKET_FD: i32 = 0;
+
+pub(super) fn serve() -> ! {
+    // SAFETY: first thing in a single-threaded process, as in `run_and_exit`.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    harden::close_inherited_fds();
+    match (guest::engine_for(false), guest::engine_for(true)) {
+        (Ok(plain), Ok(fuel)) => {
+            let _ = PREPARED_ENGINES.set([plain, fuel]);
+        }
+        (Err(message), _) | (_, Err(message)) => exit_with(&message),
+    }
+    // SAFETY: fd 0 is the zygote's socket, owned by this function for the life of the process.
+    let mut socket = unsafe { File::from_raw_fd(SOCKET_FD) };
+    loop {
+        let fds = match protocol::receive_fds(&socket) {
+            Ok(fds) if fds.len() == protocol::MAX_PASSED_FDS => fds,
+            // EOF: the host is gone (or dropped its `Zygote`); so is our reason to live.
+            Ok(fds) if fds.is_empty() => unsafe { libc::_exit(0) },
+            Ok(_) => exit_with("a fork request must carry exactly four fds"),
+            Err(e) => exit_with(&format!("cannot receive a fork request: {e}")),
+        };
+        // SAFETY: a raw clone with a null stack behaves like fork; see the module docs for why
+        // skipping glibc's fork handlers is sound in this single-threaded process.
+        let pid = unsafe { libc::syscall(libc::SYS_clone, libc::CLONE_PARENT | libc::SIGCHLD, 0, 0, 0, 0) };
+        if pid == 0 {
+            become_runner(fds);
+        }
+        drop(fds);
+        // A failed clone answers 0, which the host reports as a spawn error.
+        let pid = u32::try_from(pid).unwrap_or(0);
+        if socket.write_all(&pid.to_le_bytes()).is_err() {
+            unsafe { libc::_exit(0) };
+        }
+    }
+}
+
+/// In the cloned child: fds into place, then the normal runner path.
+fn become_runner(fds: Vec<OwnedFd>) -> ! {
+    let [control, stdin, stdout, stderr]: [OwnedFd; 4] = fds.try_into().expect("checked by the caller");
+    // Raw numbers from here: close_range below closes the originals, so nothing may own them.
+    let raw = [stdin.into_raw_fd(), stdout.into_raw_fd(), stderr.into_raw_fd(), control.into_raw_fd()];
+    // All four arrived at fds of 3 and above (0-2 were taken), so filling 0, 1, 2 first never
+    // overwrites one that is still to be copied, and fd 3 is either the control socket already
+    // or a stdio fd copied by then.
+    for (target, source) in raw.into_iter().enumerate() {
+        // SAFETY: plain fd-table operations in this fresh, single-threaded child.
+        if source != target as i32 && unsafe { libc::dup2(source, target as i32) } < 0 {
+            exit_with("cannot set up the runner's fds");
+        }
+    }
+    harden::close_fds_from(CONTROL_FD + 1);
+    // SAFETY: fd 3 is now the control socket, owned from here on by this `File`.
+    run_to_verdict(unsafe { File::from_raw_fd(CONTROL_FD) })
+}
+
+fn exit_with(message: &str) -> ! {
+    let _ = writeln!(std::io::stderr(), "wasmpipe zygote: {message}");
+    // SAFETY: exiting without running destructors is what we want here.
+    unsafe { libc::_exit(125) }
+}

@@ -1,0 +1,100 @@
+//! The host's handle on a zygote: a fork server that starts sandbox runners faster than exec.
+
+use crate::error::{Error, Result};
+use crate::process::ChildProcess;
+use crate::protocol::{self, ZYGOTE_MARKER};
+use std::io::{self, Read};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+/// A pre-initialised fork server for sandbox runners.
+///
+/// Starting a runner normally means exec'ing this binary: the kernel maps it, the dynamic linker
+/// relocates it, and wasmtime builds its engine, every time. A zygote does all that once; each
+/// [`Sandbox`](crate::Sandbox) given to it with [`Sandbox::zygote`](crate::Sandbox::zygote) is
+/// then started by cloning the zygote, which is faster than exec'ing even a native program. The
+/// runner is still a child of this process, and holds the same fds, limits and seccomp filter as
+/// an exec'd one; the module is still compiled or loaded inside the runner, never in the zygote.
+///
+/// Clones share one zygote; dropping the last one ends the zygote process (runners it started
+/// live on).
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), wasmpipe::Error> {
+/// let zygote = wasmpipe::Zygote::start()?;
+/// for _ in 0..100 {
+///     let (mut child, tx, _rx) = wasmpipe::Sandbox::new("echo.wasm").zygote(&zygote).spawn_piped()?;
+///     drop(tx);
+///     child.wait().await?;
+/// }
+/// # Ok(()) }
+/// ```
+///
+/// # Caveats
+///
+/// - The zygote is a copy of this binary at the time of [`start`](Self::start): runners it forks
+///   run that code even if the file is replaced later.
+/// - Forking a runner waits for the zygote's answer (a few hundred microseconds), blocking the
+///   calling thread; concurrent spawns through one zygote take turns.
+#[derive(Debug, Clone)]
+pub struct Zygote {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    /// Requests go out and pids come back on this socket, one spawn at a time.
+    socket: Mutex<UnixStream>,
+    process: Mutex<ChildProcess>,
+}
+
+impl Zygote {
+    /// Starts a zygote process (a fresh exec of this binary, like a runner).
+    pub fn start() -> Result<Zygote> {
+        crate::runner::ensure_hook_linked();
+        let (ours, theirs) = UnixStream::pair()?;
+        let mut command = Command::new("/proc/self/exe");
+        command.arg0("wasmpipe-zygote");
+        command.env_clear().env(ZYGOTE_MARKER, "1");
+        command.stdin(Stdio::from(OwnedFd::from(theirs))).stdout(Stdio::null());
+        let process = ChildProcess::from_pid(command.spawn().map_err(|e| Error::Spawn(e.to_string()))?.id());
+        Ok(Zygote { inner: Arc::new(Inner { socket: Mutex::new(ours), process: Mutex::new(process) }) })
+    }
+
+    /// The zygote's process id.
+    pub fn id(&self) -> u32 {
+        self.inner.process.lock().unwrap_or_else(|e| e.into_inner()).id()
+    }
+
+    /// Asks the zygote for a runner holding `control` as fd 3 and the given stdio.
+    pub(crate) fn fork(
+        &self,
+        control: OwnedFd,
+        stdin: OwnedFd,
+        stdout: OwnedFd,
+        stderr: OwnedFd,
+    ) -> Result<ChildProcess> {
+        let socket = self.inner.socket.lock().unwrap_or_else(|e| e.into_inner());
+        let fds = [control.as_fd(), stdin.as_fd(), stdout.as_fd(), stderr.as_fd()];
+        let lost = |e: io::Error| Error::Spawn(format!("the zygote is gone: {e}"));
+        protocol::send_fds(&*socket, &fds).map_err(lost)?;
+        let mut pid = [0u8; 4];
+        (&*socket).read_exact(&mut pid).map_err(lost)?;
+        match u32::from_le_bytes(pid) {
+            0 => Err(Error::Spawn("the zygote could not fork a runner".into())),
+            pid => Ok(ChildProcess::from_pid(pid)),
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Closing our socket end ends the zygote; reap it so it leaves no zombie.
+        let process = self.process.get_mut().unwrap_or_else(|e| e.into_inner());
+        let _ = process.kill();
+        let _ = process.wait();
+    }
+}
