@@ -57,7 +57,12 @@
 //! environment; a load-time constructor in this crate recognises the marker before `main` runs
 //! and turns the process into the runner. Your binary, your tests and your examples therefore
 //! work as they are, with no separate runner to install. A binary that links wasmpipe must not
-//! itself depend on the environment variable `WASMPIPE_SANDBOX_RUNNER`.
+//! itself depend on the environment variables `WASMPIPE_SANDBOX_RUNNER` and
+//! `WASMPIPE_SANDBOX_ZYGOTE`.
+//!
+//! For many short-lived sandboxes, a [`Zygote`] pays for that exec once and clones ready runners
+//! instead ([`Sandbox::zygote`]): faster, and otherwise identical (the runner is still this
+//! process's child, with the same fds, limits and seccomp filter).
 //!
 //! # Security
 //!
