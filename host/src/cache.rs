@@ -64,6 +64,12 @@ pub(crate) fn load_module(
     unsafe { Module::deserialize(engine, &compiled) }.map_err(|e| format!("cannot load the compiled module: {e:#}"))
 }
 
+/// The cached module with this digest, if the cache holds an intact entry for it; never
+/// compiles (a zygote uses this: it must not handle module bytes).
+pub(crate) fn cached_module(engine: &Engine, digest: &[u8; 32], cache_dir: &Path) -> Option<Module> {
+    read_entry(engine, &cache_dir.join(entry_name(engine, digest)))
+}
+
 fn compile(engine: &Engine, bytes: &[u8]) -> Result<Module, String> {
     let module = Module::new(engine, bytes).map_err(|e| invalid(&e));
     settle_compiler_threads();

@@ -40,6 +40,9 @@ pub(crate) enum ModuleSource {
     /// `len` bytes follow the config on the control socket; `digest` is their
     /// `cache::module_digest`, computed once by the parent.
     Inline { len: u64, digest: [u8; 32] },
+    /// The zygote this runner was forked from already holds the compiled module with this digest
+    /// (loaded from the cache); no bytes follow.
+    Preloaded { digest: [u8; 32] },
 }
 
 /// A host directory made visible to the guest.
@@ -110,28 +113,45 @@ impl Verdict {
 /// Most fds one message carries: a zygote request (control socket, stdin, stdout, stderr).
 pub(crate) const MAX_PASSED_FDS: usize = 4;
 
-/// Sends fds (and one byte, since a message must carry data) over a unix socket.
-pub(crate) fn send_fds(socket: impl AsFd, fds: &[BorrowedFd<'_>]) -> io::Result<()> {
+/// Largest payload sent along with fds (a zygote request's [`PreloadHint`]).
+pub(crate) const MAX_FD_PAYLOAD: usize = 8192;
+
+/// What a zygote may load from the cache before forking a runner, so the runner need not.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub(crate) struct PreloadHint {
+    pub digest: [u8; 32],
+    pub fuel: bool,
+    pub cache_dir: PathBuf,
+}
+
+/// Sends fds with a payload (at least one byte: a message must carry data) over a unix socket.
+pub(crate) fn send_fds(socket: impl AsFd, fds: &[BorrowedFd<'_>], payload: &[u8]) -> io::Result<()> {
+    let payload = if payload.is_empty() { b"0" } else { payload };
+    if payload.len() > MAX_FD_PAYLOAD {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "fd message payload too large"));
+    }
     let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_PASSED_FDS))];
     let mut control = SendAncillaryBuffer::new(&mut space);
     control.push(SendAncillaryMessage::ScmRights(fds));
-    let sent = rustix::net::sendmsg(socket, &[IoSlice::new(b"0")], &mut control, SendFlags::NOSIGNAL)?;
-    if sent == 1 { Ok(()) } else { Err(io::Error::new(io::ErrorKind::WriteZero, "cannot pass fds")) }
+    let sent = rustix::net::sendmsg(socket, &[IoSlice::new(payload)], &mut control, SendFlags::NOSIGNAL)?;
+    if sent == payload.len() { Ok(()) } else { Err(io::Error::new(io::ErrorKind::WriteZero, "cannot pass fds")) }
 }
 
-/// Receives the fds of one [`send_fds`] message; empty at EOF.
-pub(crate) fn receive_fds(socket: impl AsFd) -> io::Result<Vec<OwnedFd>> {
+/// Receives one [`send_fds`] message: its fds (none at EOF) and payload.
+pub(crate) fn receive_fds(socket: impl AsFd) -> io::Result<(Vec<OwnedFd>, Vec<u8>)> {
     let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_PASSED_FDS))];
     let mut control = RecvAncillaryBuffer::new(&mut space);
-    let mut byte = [0u8; 1];
-    rustix::net::recvmsg(socket, &mut [IoSliceMut::new(&mut byte)], &mut control, RecvFlags::CMSG_CLOEXEC)?;
+    let mut payload = vec![0u8; MAX_FD_PAYLOAD];
+    let received =
+        rustix::net::recvmsg(socket, &mut [IoSliceMut::new(&mut payload)], &mut control, RecvFlags::CMSG_CLOEXEC)?;
+    payload.truncate(received.bytes);
     let mut fds = Vec::new();
     for message in control.drain() {
         if let RecvAncillaryMessage::ScmRights(received) = message {
             fds.extend(received);
         }
     }
-    Ok(fds)
+    Ok((fds, payload))
 }
 
 pub(crate) fn write_config(mut out: impl Write, config: &RunnerConfig) -> io::Result<()> {

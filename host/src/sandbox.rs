@@ -9,7 +9,7 @@ use crate::error::{Error, GuestExit, Result};
 use crate::limits::Limits;
 use crate::pipe::{self, AsyncReader, AsyncWriter, Duplex, PipeReader};
 use crate::process::ChildProcess;
-use crate::protocol::{self, DirGrant, ModuleSource, RUNNER_MARKER, RunnerConfig, Verdict};
+use crate::protocol::{self, DirGrant, ModuleSource, PreloadHint, RUNNER_MARKER, RunnerConfig, Verdict};
 use crate::zygote::Zygote;
 use std::fs::File;
 use std::io::{self, Write};
@@ -295,23 +295,32 @@ impl Sandbox {
             other => (other, None),
         };
         let started = Instant::now();
-        let process = match &self.zygote {
-            Some(zygote) => zygote.fork(
-                child_control.into(),
-                stdin,
-                output_fd(stdout, io::stdout().as_fd())?,
-                output_fd(stderr, io::stderr().as_fd())?,
-            )?,
+        let cache_dir = self.effective_cache_dir();
+        let (process, preloaded) = match &self.zygote {
+            Some(zygote) => {
+                // Only in-memory modules have a digest without reading the file.
+                let hint = match (&self.module, &cache_dir) {
+                    (Module::Bytes { digest, .. }, Some(dir)) => Some(PreloadHint {
+                        digest: *digest,
+                        fuel: self.limits.fuel_limit().is_some(),
+                        cache_dir: dir.clone(),
+                    }),
+                    _ => None,
+                };
+                let stdio = [output_fd(stdout, io::stdout().as_fd())?, output_fd(stderr, io::stderr().as_fd())?];
+                let [stdout, stderr] = stdio;
+                zygote.fork([child_control.into(), stdin, stdout, stderr], hint.as_ref())?
+            }
             None => {
                 let process = self.exec_runner(child_control, stdout, stderr)?;
                 // The runner's stdin was the control socket; the guest's stdin follows over it.
-                if let Err(error) = protocol::send_fds(&parent_control, &[stdin.as_fd()]) {
+                if let Err(error) = protocol::send_fds(&parent_control, &[stdin.as_fd()], &[]) {
                     return Err(kill_and_fail(process, spawn_error(error)));
                 }
-                process
+                (process, false)
             }
         };
-        if let Err(error) = self.send_config(&parent_control) {
+        if let Err(error) = self.send_config(&parent_control, cache_dir, preloaded) {
             return Err(kill_and_fail(process, error));
         }
         let deadline = self.limits.timeout_limit().map(|limit| (started, limit));
@@ -367,21 +376,26 @@ impl Sandbox {
         Ok((child, writer, reader))
     }
 
+    /// The compiled-module cache directory runners use, if any.
+    fn effective_cache_dir(&self) -> Option<PathBuf> {
+        match &self.cache {
+            CacheChoice::Default => crate::cache::default_cache_dir(),
+            CacheChoice::Dir(dir) => Some(dir.clone()),
+            CacheChoice::Disabled => None,
+        }
+    }
+
     /// Sends the config (and in-memory module) on the still-blocking control socket; the runner
     /// reads it concurrently, so this returns as soon as the last byte is in flight.
-    fn send_config(&self, mut control: &UnixStream) -> Result<()> {
+    fn send_config(&self, mut control: &UnixStream, cache_dir: Option<PathBuf>, preloaded: bool) -> Result<()> {
         let (source, inline) = match &self.module {
+            Module::Bytes { digest, .. } if preloaded => (ModuleSource::Preloaded { digest: *digest }, None),
             Module::Path(path) => {
                 (ModuleSource::Path(std::path::absolute(path).unwrap_or_else(|_| path.clone())), None)
             }
             Module::Bytes { bytes, digest } => {
                 (ModuleSource::Inline { len: bytes.len() as u64, digest: *digest }, Some(bytes))
             }
-        };
-        let cache_dir = match &self.cache {
-            CacheChoice::Default => crate::cache::default_cache_dir(),
-            CacheChoice::Dir(dir) => Some(dir.clone()),
-            CacheChoice::Disabled => None,
         };
         let config = RunnerConfig {
             module: source,

@@ -2,7 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::process::ChildProcess;
-use crate::protocol::{self, ZYGOTE_MARKER};
+use crate::protocol::{self, PreloadHint, ZYGOTE_MARKER};
 use std::io::{self, Read};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
@@ -69,23 +69,19 @@ impl Zygote {
         self.inner.process.lock().unwrap_or_else(|e| e.into_inner()).id()
     }
 
-    /// Asks the zygote for a runner holding `control` as fd 3 and the given stdio.
-    pub(crate) fn fork(
-        &self,
-        control: OwnedFd,
-        stdin: OwnedFd,
-        stdout: OwnedFd,
-        stderr: OwnedFd,
-    ) -> Result<ChildProcess> {
+    /// Asks the zygote for a runner holding the control socket as fd 3 and the given stdio
+    /// (`[control, stdin, stdout, stderr]`), with the module of `hint` already loaded if the
+    /// cache has it. Returns the runner and whether the module was preloaded.
+    pub(crate) fn fork(&self, fds: [OwnedFd; 4], hint: Option<&PreloadHint>) -> Result<(ChildProcess, bool)> {
+        let payload = hint.map(|hint| serde_json::to_vec(hint).expect("a hint always serializes")).unwrap_or_default();
         let socket = self.inner.socket.lock().unwrap_or_else(|e| e.into_inner());
-        let fds = [control.as_fd(), stdin.as_fd(), stdout.as_fd(), stderr.as_fd()];
         let lost = |e: io::Error| Error::Spawn(format!("the zygote is gone: {e}"));
-        protocol::send_fds(&*socket, &fds).map_err(lost)?;
-        let mut pid = [0u8; 4];
-        (&*socket).read_exact(&mut pid).map_err(lost)?;
-        match u32::from_le_bytes(pid) {
+        protocol::send_fds(&*socket, &fds.each_ref().map(|fd| fd.as_fd()), &payload).map_err(lost)?;
+        let mut answer = [0u8; 5];
+        (&*socket).read_exact(&mut answer).map_err(lost)?;
+        match u32::from_le_bytes(answer[..4].try_into().expect("four bytes")) {
             0 => Err(Error::Spawn("the zygote could not fork a runner".into())),
-            pid => Ok(ChildProcess::from_pid(pid)),
+            pid => Ok((ChildProcess::from_pid(pid), answer[4] == 1)),
         }
     }
 }

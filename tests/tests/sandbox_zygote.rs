@@ -79,3 +79,26 @@ async fn dropping_the_zygote_leaves_its_runners_running_and_no_zombie() {
     assert!(child.wait().await.unwrap().success());
     assert!(!zombie_children().contains(&zygote_pid));
 }
+
+#[tokio::test]
+async fn the_zygote_preloads_cached_modules_so_its_runners_skip_the_cache() {
+    let cache = std::env::temp_dir().join(format!("wasmpipe-zygote-preload-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&cache);
+    let bytes: std::sync::Arc<[u8]> = std::fs::read(guests::UPPER).unwrap().into();
+    let sandbox = || Sandbox::from_bytes("upper.wasm", bytes.clone()).cache_dir(&cache);
+    sandbox().compile().await.unwrap();
+    let zygote = Zygote::start().unwrap();
+    for round in 0..3 {
+        let (mut child, mut tx, mut rx) = sandbox().zygote(&zygote).spawn_piped().unwrap();
+        tx.write_all(b"preloaded\n").await.unwrap();
+        assert_eq!(rx.read_line().await.unwrap().as_deref(), Some(&b"PRELOADED\n"[..]));
+        drop(tx);
+        assert!(child.wait().await.unwrap().success());
+        if round == 0 {
+            // From now on only the zygote's memory has the module: a runner that compiled it
+            // again would recreate the cache entry.
+            std::fs::remove_dir_all(&cache).unwrap();
+        }
+    }
+    assert!(!cache.exists(), "a runner compiled the module although the zygote held it");
+}

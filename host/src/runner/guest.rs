@@ -88,10 +88,15 @@ pub(crate) fn compile(
         (ModuleSource::Path(path), None) => std::fs::read(path)
             .map_err(|e| Verdict::InvalidModule { message: format!("cannot read {}: {e}", path.display()) })?,
         (ModuleSource::Inline { .. }, None) => unreachable!("inline modules are read before compiling"),
+        (ModuleSource::Preloaded { digest }, None) => {
+            let fuel = config.limits.fuel_limit().is_some();
+            return super::preloaded(digest, fuel)
+                .ok_or_else(|| Verdict::Failed { message: "the zygote did not preload the module".into() });
+        }
     };
     let digest = match config.module {
         ModuleSource::Inline { digest, .. } => Some(digest),
-        ModuleSource::Path(_) => None,
+        ModuleSource::Path(_) | ModuleSource::Preloaded { .. } => None,
     };
     cache::load_module(engine, &bytes, digest, config.cache_dir.as_deref())
         .map_err(|message| Verdict::InvalidModule { message })

@@ -83,6 +83,7 @@ fn take_control_and_stdin() -> Result<File, String> {
     let control = unsafe { File::from_raw_fd(CONTROL_FD) };
     let stdin = protocol::receive_fds(&control)
         .map_err(|e| format!("cannot receive the guest's stdin: {e}"))?
+        .0
         .pop()
         .ok_or("the parent sent no stdin fd")?;
     // SAFETY: replaces fd 0 (a duplicate of the control socket) with the guest's stdin; the
@@ -103,7 +104,7 @@ fn run(mut control: File) -> Result<Verdict, String> {
             (&mut control).take(len).read_to_end(&mut bytes).map_err(|e| format!("cannot receive the module: {e}"))?;
             Some(bytes)
         }
-        ModuleSource::Path(_) => None,
+        ModuleSource::Path(_) | ModuleSource::Preloaded { .. } => None,
     };
     *CONTROL.lock().unwrap() = Some(control);
 
@@ -141,6 +142,14 @@ fn run(mut control: File) -> Result<Verdict, String> {
 /// Engines a zygote made before forking this runner, indexed by "fuel enabled". Runners started
 /// by exec have none and make their own.
 static PREPARED_ENGINES: std::sync::OnceLock<[wasmtime::Engine; 2]> = std::sync::OnceLock::new();
+
+/// Modules a zygote loaded from the cache before forking this runner, by (digest, fuel).
+static PRELOADED: std::sync::Mutex<Vec<([u8; 32], bool, wasmtime::Module)>> = std::sync::Mutex::new(Vec::new());
+
+fn preloaded(digest: &[u8; 32], fuel: bool) -> Option<wasmtime::Module> {
+    let preloaded = PRELOADED.lock().unwrap_or_else(|e| e.into_inner());
+    preloaded.iter().find(|(d, f, _)| d == digest && *f == fuel).map(|(_, _, module)| module.clone())
+}
 
 fn engine(fuel: bool) -> Result<wasmtime::Engine, String> {
     match PREPARED_ENGINES.get() {

@@ -9,8 +9,9 @@
 //! The child puts the fds at 0–3 and continues as a normal runner: config from the control
 //! socket, the module through the cache, hardening, the guest.
 //!
-//! It never compiles or deserializes a module: untrusted bytes are only ever handled in a
-//! runner. It must stay single-threaded, because `clone` copies only the calling thread; wasmtime
+//! It never sees module bytes: untrusted input is only ever handled in a runner. It does load
+//! compiled modules from the cache (checksummed artifacts that runners compiled) when a request
+//! names one, so that its runners start with the module already in memory. It must stay single-threaded, because `clone` copies only the calling thread; wasmtime
 //! engines start no threads of their own.
 //!
 //! The raw `clone` syscall (glibc has no `fork` with `CLONE_PARENT`) skips glibc's fork
@@ -18,14 +19,18 @@
 //! fork, and glibc's `raise`/`abort` look up the calling thread's id from the kernel rather than
 //! the (now stale) cached one.
 
-use super::{PREPARED_ENGINES, guest, harden, run_to_verdict};
-use crate::protocol::{self, CONTROL_FD};
+use super::{PRELOADED, PREPARED_ENGINES, guest, harden, run_to_verdict};
+use crate::cache;
+use crate::protocol::{self, CONTROL_FD, PreloadHint};
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
 
 /// The zygote's end of its socket to the host: its initial stdin, as for runners.
 const SOCKET_FD: i32 = 0;
+
+/// How many compiled modules a zygote keeps loaded.
+const MAX_PRELOADED: usize = 16;
 
 pub(super) fn serve() -> ! {
     // SAFETY: first thing in a single-threaded process, as in `run_and_exit`.
@@ -40,13 +45,14 @@ pub(super) fn serve() -> ! {
     // SAFETY: fd 0 is the zygote's socket, owned by this function for the life of the process.
     let mut socket = unsafe { File::from_raw_fd(SOCKET_FD) };
     loop {
-        let fds = match protocol::receive_fds(&socket) {
-            Ok(fds) if fds.len() == protocol::MAX_PASSED_FDS => fds,
+        let (fds, payload) = match protocol::receive_fds(&socket) {
+            Ok((fds, payload)) if fds.len() == protocol::MAX_PASSED_FDS => (fds, payload),
             // EOF: the host is gone (or dropped its `Zygote`); so is our reason to live.
-            Ok(fds) if fds.is_empty() => unsafe { libc::_exit(0) },
+            Ok((fds, _)) if fds.is_empty() => unsafe { libc::_exit(0) },
             Ok(_) => exit_with("a fork request must carry exactly four fds"),
             Err(e) => exit_with(&format!("cannot receive a fork request: {e}")),
         };
+        let preloaded = serde_json::from_slice::<PreloadHint>(&payload).is_ok_and(|hint| preload(&hint));
         // SAFETY: a raw clone with a null stack behaves like fork; see the module docs for why
         // skipping glibc's fork handlers is sound in this single-threaded process.
         let pid = unsafe { libc::syscall(libc::SYS_clone, libc::CLONE_PARENT | libc::SIGCHLD, 0, 0, 0, 0) };
@@ -56,9 +62,36 @@ pub(super) fn serve() -> ! {
         drop(fds);
         // A failed clone answers 0, which the host reports as a spawn error.
         let pid = u32::try_from(pid).unwrap_or(0);
-        if socket.write_all(&pid.to_le_bytes()).is_err() {
+        let mut answer = [0u8; 5];
+        answer[..4].copy_from_slice(&pid.to_le_bytes());
+        answer[4] = u8::from(preloaded);
+        if socket.write_all(&answer).is_err() {
             unsafe { libc::_exit(0) };
         }
+    }
+}
+
+/// Makes sure the module the hint names is loaded, from the cache only; whether it now is.
+///
+/// Loading a cache entry is not handling untrusted bytes: entries are checksummed artifacts that
+/// runners compiled. A module missing from the cache is left to the runner, which compiles it
+/// (and stores it, so the next fork finds it here).
+fn preload(hint: &PreloadHint) -> bool {
+    if super::preloaded(&hint.digest, hint.fuel).is_some() {
+        return true;
+    }
+    let Some(engines) = PREPARED_ENGINES.get() else { return false };
+    match cache::cached_module(&engines[usize::from(hint.fuel)], &hint.digest, &hint.cache_dir) {
+        Some(module) => {
+            let mut preloaded = PRELOADED.lock().unwrap_or_else(|e| e.into_inner());
+            // Bounded: a long-lived zygote serving many modules keeps the most recent ones.
+            if preloaded.len() >= MAX_PRELOADED {
+                preloaded.remove(0);
+            }
+            preloaded.push((hint.digest, hint.fuel, module));
+            true
+        }
+        None => false,
     }
 }
 
