@@ -63,9 +63,10 @@ struct Job {
 ///   [`DEFAULT_MAX_LINE_LENGTH`](crate::DEFAULT_MAX_LINE_LENGTH)); a longer reply fails the
 ///   request with [`Error::LineTooLong`], and the worker's guest is killed and restarted, since
 ///   its position in the stream is no longer known.
-/// - A guest that never answers blocks its worker (and [`shutdown`](Self::shutdown)) until its
-///   sandbox's wall-clock [timeout](Sandbox::timeout) ends it. That timeout counts from the
-///   guest's start, not per request, so a long-lived worker needs a generous one.
+/// - A guest that never answers blocks its worker (and [`shutdown`](Self::shutdown)) until
+///   [`PoolBuilder::request_timeout`] (none by default) fails the request with
+///   [`Error::Timeout`] and replaces the guest, or its sandbox's wall-clock
+///   [timeout](Sandbox::timeout) ends it (that one counts from the guest's start).
 /// - A guest that ends while idle (for example at its timeout) is noticed by the next request
 ///   sent to it, which fails; the worker then restarts.
 /// - A cancelled call (its future dropped) still runs once it is queued; only the reply is lost.
@@ -94,6 +95,7 @@ pub struct PoolBuilder {
     queue: usize,
     max_restarts: u32,
     max_line_length: usize,
+    request_timeout: Option<Duration>,
 }
 
 impl std::fmt::Debug for PoolBuilder {
@@ -103,6 +105,7 @@ impl std::fmt::Debug for PoolBuilder {
             .field("queue", &self.queue)
             .field("max_restarts", &self.max_restarts)
             .field("max_line_length", &self.max_line_length)
+            .field("request_timeout", &self.request_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -138,6 +141,7 @@ impl Pool {
             queue: DEFAULT_QUEUE,
             max_restarts: DEFAULT_MAX_RESTARTS,
             max_line_length: DEFAULT_MAX_LINE_LENGTH,
+            request_timeout: None,
         }
     }
 
@@ -283,6 +287,21 @@ impl PoolBuilder {
         self
     }
 
+    /// How long one request may wait for its reply once a worker has it. A guest that takes
+    /// longer fails the request with [`Error::Timeout`] and is killed and replaced.
+    ///
+    /// ```no_run
+    /// # async fn demo() {
+    /// use std::time::Duration;
+    /// use wasmpipe::{Pool, Sandbox};
+    /// let pool = Pool::builder(|| Sandbox::new("echo.wasm")).request_timeout(Duration::from_secs(5)).build();
+    /// # }
+    /// ```
+    pub fn request_timeout(mut self, limit: Duration) -> Self {
+        self.request_timeout = Some(limit);
+        self
+    }
+
     /// Starts the workers, each with its first guest already spawned, and returns the pool.
     ///
     /// # Panics
@@ -312,6 +331,7 @@ impl PoolBuilder {
                     pids: pids.clone(),
                     max_restarts: self.max_restarts,
                     max_line_length: self.max_line_length,
+                    request_timeout: self.request_timeout,
                 };
                 // Spawned here, synchronously, so the guests start while the caller gets ready.
                 // A failure is not lost: the first request retries the start and reports it.
@@ -334,6 +354,7 @@ struct Worker {
     pids: Pids,
     max_restarts: u32,
     max_line_length: usize,
+    request_timeout: Option<Duration>,
 }
 
 /// A running guest and the parent's ends of its stdin and stdout.
@@ -381,7 +402,13 @@ impl Worker {
             Some(guest) => guest,
             None => slot.insert(self.start()?),
         };
-        match guest.exchange(request).await {
+        let exchanged = match self.request_timeout {
+            Some(limit) => {
+                tokio::time::timeout(limit, guest.exchange(request)).await.unwrap_or(Err(Error::Timeout(limit)))
+            }
+            None => guest.exchange(request).await,
+        };
+        match exchanged {
             Ok(reply) => Ok(reply),
             Err(cause) => {
                 let guest = slot.take().expect("the slot was filled above");
@@ -428,9 +455,9 @@ impl Guest {
     /// guest's own fate (its trap, timeout, ...) when it died, otherwise `cause`.
     async fn fail(self, cause: Error) -> Error {
         let Guest { mut child, stdin, stdout } = self;
-        if let Error::LineTooLong { .. } = cause {
-            // The guest is alive but we lost our place in its output: it cannot serve again.
-            // Dropping the child kills and reaps it.
+        if let Error::LineTooLong { .. } | Error::Timeout(_) = cause {
+            // The guest is alive but we lost our place in its output (or it is stuck): it cannot
+            // serve again. Dropping the child kills and reaps it.
             return cause;
         }
         drop((stdin, stdout));

@@ -187,3 +187,18 @@ async fn a_factory_that_never_works_fails_calls_instead_of_hanging() {
     assert!(pool.worker_pids().is_empty());
     guarded("shutdown of a broken pool", pool.shutdown()).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_that_never_answers_times_out_per_request_and_is_replaced() {
+    // block_read reads its stdin to the end, so it never answers a line.
+    let limit = Duration::from_millis(300);
+    let pool = Pool::builder(|| Sandbox::new(guests::BLOCK_READ)).workers(1).request_timeout(limit).build();
+    let first = pool.worker_pids();
+    let started = std::time::Instant::now();
+    let result = guarded("a call to a stuck guest", pool.call(b"anyone there?")).await;
+    assert!(matches!(result, Err(Error::Timeout(l)) if l == limit), "{result:?}");
+    assert!(started.elapsed() < limit + Duration::from_secs(2), "took {:?}", started.elapsed());
+    assert_gone(&first).await;
+    assert_ne!(pool.worker_pids(), first, "the stuck guest was replaced");
+    guarded("shutdown", pool.shutdown()).await;
+}
