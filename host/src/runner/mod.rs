@@ -6,7 +6,10 @@
 //! runner, and never returns. That is why library users, examples and `cargo test` binaries need
 //! no separate runner executable.
 //!
-//! Inside, in order: close every fd but 0–3; read the config from the control socket (fd 3);
+//! The control socket arrives as fd 0 and the guest's stdin follows over it; the runner moves
+//! them to fds 3 and 0 (a runner forked by a [`zygote`] gets all four in place instead).
+//!
+//! Then, in order: close every fd but 0–3; read the config from the control socket (fd 3);
 //! start the watchman (timeout, parent death) and the timer driver (see [`threads`]); compile or
 //! load the module through the cache; build the WASI context; instantiate; harden the process
 //! (rlimits, no_new_privs, seccomp); run `_start`; send the verdict on fd 3; `_exit`.
@@ -24,12 +27,12 @@ use std::os::fd::FromRawFd;
 use std::sync::Mutex;
 use std::time::Instant;
 
-/// The control socket, shared by whoever reports the verdict first (main thread or watchdog).
+/// The control socket, shared by whoever reports the verdict first (main thread or watchman).
 /// `None` once the verdict has been sent: there is exactly one verdict per run.
 static CONTROL: Mutex<Option<File>> = Mutex::new(None);
 
 /// Runs before `main` in every process that links wasmpipe; does nothing unless the process was
-/// started as a sandbox runner.
+/// started as a sandbox runner or a zygote.
 #[ctor::ctor(unsafe)]
 fn hook() {
     if std::env::var_os(RUNNER_MARKER).is_some() {
