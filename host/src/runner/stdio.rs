@@ -161,31 +161,41 @@ fn read<T: HasFastStdio>(caller: &mut Caller<'_, T>, fd: i32, iovs: i32, iovs_le
     if store_u32(data, nread, read) { errno::SUCCESS } else { errno::FAULT }
 }
 
-/// `fd_write`, all buffers in one `writev`.
+/// At most this many buffers go into one `writev`; more make a short write, which preview1
+/// allows and wasi-libc retries. A fixed array keeps the hot path free of allocations.
+const MAX_IOVECS: usize = 16;
+
+/// `fd_write`, the buffers in one `writev`.
 fn write<T: HasFastStdio>(caller: &mut Caller<'_, T>, fd: i32, iovs: i32, iovs_len: i32, nwritten: i32) -> i32 {
     let (runner_fd, memory) = match resolve(caller, fd) {
         Ok(resolved) => resolved,
         Err(errno) => return errno,
     };
     let data = memory.data_mut(&mut *caller);
-    let mut buffers = Vec::with_capacity(iovs_len.clamp(0, 16) as usize);
-    for index in 0..iovs_len.max(0) {
-        match iovec(data, iovs, index) {
-            Some((_, 0)) => {}
-            Some(buffer) => buffers.push(buffer),
-            None => return errno::FAULT,
+    let written = {
+        let view: &[u8] = data;
+        let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+        let mut count = 0;
+        for index in 0..iovs_len.max(0) {
+            match iovec(view, iovs, index) {
+                Some((_, 0)) => {}
+                Some((base, len)) if count < MAX_IOVECS => {
+                    slices[count] = IoSlice::new(&view[base..base + len]);
+                    count += 1;
+                }
+                Some(_) => break,
+                None => return errno::FAULT,
+            }
         }
-    }
-    let slices: Vec<IoSlice<'_>> = buffers.iter().map(|&(base, len)| IoSlice::new(&data[base..base + len])).collect();
-    let written = if slices.is_empty() {
-        0
-    } else {
-        match retry(runner_fd, PollFlags::OUT, || rustix::io::writev(stdio_fd(runner_fd), &slices)) {
-            Ok(n) => n,
-            Err(errno) => return errno,
+        if count == 0 {
+            0
+        } else {
+            match retry(runner_fd, PollFlags::OUT, || rustix::io::writev(stdio_fd(runner_fd), &slices[..count])) {
+                Ok(n) => n,
+                Err(errno) => return errno,
+            }
         }
     };
-    drop(slices);
     if store_u32(data, nwritten, written) { errno::SUCCESS } else { errno::FAULT }
 }
 
