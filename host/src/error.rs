@@ -30,6 +30,39 @@ pub enum Error {
     /// of it.
     #[error("guest exceeded the memory limit of {}", crate::limits::format_size(*.0))]
     MemoryLimit(u64),
+    /// Compiling the module took longer than its limit
+    /// ([`Limits::compile_timeout`](crate::Limits::compile_timeout)); nothing ran.
+    #[error("module compilation timed out after {}", humantime::format_duration(*.0))]
+    CompileTimeout(Duration),
+    /// The runner process ran out of memory under its process-wide backstop (`RLIMIT_DATA`,
+    /// in bytes): typically a module whose compilation needs more memory than the limits allow.
+    #[error("sandbox runner ran out of memory (process limit {})", crate::limits::format_size(*.0))]
+    OutOfMemory(u64),
+    /// The runner made a system call its seccomp filter forbids, and was stopped. A guest cannot
+    /// do this through WASI; it means native code in the runner went astray (or the allowlist
+    /// misses a call that a legitimate WASI operation needs: please report it).
+    #[error("sandbox runner made a forbidden system call: {} ({number})", name.as_deref().unwrap_or("unknown"))]
+    ForbiddenSyscall {
+        /// The syscall number (x86_64).
+        number: i64,
+        /// Its name, when known.
+        name: Option<String>,
+    },
+    /// A directory grant was refused: the path does not exist or is not a directory, or it is
+    /// dangerous (`/`, or it contains or lies within `/proc`, `/sys`, `/dev`, the
+    /// compiled-module cache or its key) and the sandbox was not told
+    /// [`unsafe_allow_dangerous_dirs`](crate::Sandbox::unsafe_allow_dangerous_dirs).
+    #[error("cannot grant directory {}: {reason}", path.display())]
+    DirGrant {
+        /// The directory as given.
+        path: std::path::PathBuf,
+        /// Why it was refused.
+        reason: String,
+    },
+    #[doc(hidden)]
+    /// Test hook: what each [`Probe`](crate::probe::Probe) returned.
+    #[error("probes returned {0:?}")]
+    Probed(Vec<i64>),
     /// The guest used up its instruction budget (see [`Limits::fuel`](crate::Limits::fuel)).
     #[error("guest ran out of fuel")]
     FuelExhausted,

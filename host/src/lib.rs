@@ -89,11 +89,15 @@
 #![deny(missing_docs)]
 
 mod cache;
+mod control;
 mod error;
+mod grants;
 mod limits;
 mod line;
 mod pipe;
 mod pool;
+#[doc(hidden)]
+pub mod probe;
 mod process;
 mod protocol;
 mod runner;
@@ -105,9 +109,13 @@ mod zygote;
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
 
-pub use cache::default_cache_dir;
+pub use cache::key::key_path as cache_key_path;
+pub use cache::{CacheOutcome, DEFAULT_CACHE_MAX_BYTES, default_cache_dir};
 pub use error::{Error, GuestExit, Result};
-pub use limits::{DEFAULT_MEMORY_LIMIT, Limits, parse_duration, parse_size};
+pub use limits::{
+    DEFAULT_COMPILE_TIMEOUT, DEFAULT_MAX_FUNCTIONS, DEFAULT_MAX_MODULE_SIZE, DEFAULT_MEMORY_LIMIT, Limits,
+    parse_duration, parse_size,
+};
 pub use pipe::{AsyncReader, AsyncWriter, DEFAULT_MAX_LINE_LENGTH, Duplex, PipeReader, PipeWriter, duplex, pipe};
 pub use pool::{Pool, PoolBuilder};
 pub use sandbox::{DEFAULT_STDERR_CAPTURE, Sandbox, SandboxChild};

@@ -9,6 +9,21 @@ use std::time::Duration;
 /// guests cannot take a machine down.
 pub const DEFAULT_MEMORY_LIMIT: u64 = 512 * 1024 * 1024;
 
+/// The default limit on compiling a module: 60 seconds.
+///
+/// Real modules compile well within it (a 26 MB CPython build takes seconds here); a module built
+/// to compile slowly is stopped. Raise it with [`Limits::compile_timeout`] for very large modules.
+pub const DEFAULT_COMPILE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The default cap on a module's size: 256 MiB.
+pub const DEFAULT_MAX_MODULE_SIZE: u64 = 256 << 20;
+
+/// The default cap on the number of functions a module defines: 500,000.
+///
+/// Large real programs define tens of thousands (CPython about 12,000); a million trivial
+/// functions are a compile bomb of a few megabytes.
+pub const DEFAULT_MAX_FUNCTIONS: u64 = 500_000;
+
 /// Limits enforced on one sandboxed guest.
 ///
 /// ```
@@ -24,12 +39,23 @@ pub struct Limits {
     timeout: Option<Duration>,
     memory: u64,
     fuel: Option<u64>,
+    compile_timeout: Option<Duration>,
+    max_module_size: u64,
+    max_functions: u64,
 }
 
 impl Default for Limits {
-    /// No timeout, [`DEFAULT_MEMORY_LIMIT`], no fuel budget.
+    /// No timeout, [`DEFAULT_MEMORY_LIMIT`], no fuel budget, [`DEFAULT_COMPILE_TIMEOUT`],
+    /// [`DEFAULT_MAX_MODULE_SIZE`] and [`DEFAULT_MAX_FUNCTIONS`].
     fn default() -> Self {
-        Self { timeout: None, memory: DEFAULT_MEMORY_LIMIT, fuel: None }
+        Self {
+            timeout: None,
+            memory: DEFAULT_MEMORY_LIMIT,
+            fuel: None,
+            compile_timeout: Some(DEFAULT_COMPILE_TIMEOUT),
+            max_module_size: DEFAULT_MAX_MODULE_SIZE,
+            max_functions: DEFAULT_MAX_FUNCTIONS,
+        }
     }
 }
 
@@ -44,9 +70,15 @@ impl Limits {
         self
     }
 
-    /// Cap, in bytes, on the guest's linear memories and tables together. A guest that grows past
-    /// it sees the growth fail; if it then dies (as Rust guests do on allocation failure) the
-    /// sandbox reports [`Error::MemoryLimit`](crate::Error::MemoryLimit).
+    /// Cap, in bytes, on the guest's linear memories and tables together: the sum over all of
+    /// them, however many the module declares. A guest that grows past it sees the growth fail;
+    /// if it then dies (as Rust guests do on allocation failure) the sandbox reports
+    /// [`Error::MemoryLimit`](crate::Error::MemoryLimit).
+    ///
+    /// The runner process also gets a backstop that holds even if that accounting failed:
+    /// `RLIMIT_DATA` of this limit plus 192 MiB for the runtime, plus 24 bytes per module byte
+    /// while compiling. Compilation that needs more is reported as
+    /// [`Error::OutOfMemory`](crate::Error::OutOfMemory).
     pub fn memory(mut self, bytes: u64) -> Self {
         self.memory = bytes;
         self
@@ -57,6 +89,45 @@ impl Limits {
     pub fn fuel(mut self, units: u64) -> Self {
         self.fuel = Some(units);
         self
+    }
+
+    /// Limit on compiling the module (on a cache miss), counted from spawn; `None` lifts it. A
+    /// module still compiling then is reported as
+    /// [`Error::CompileTimeout`](crate::Error::CompileTimeout). Default:
+    /// [`DEFAULT_COMPILE_TIMEOUT`]. The overall [`timeout`](Self::timeout) covers compilation too.
+    pub fn compile_timeout(mut self, limit: Option<Duration>) -> Self {
+        self.compile_timeout = limit;
+        self
+    }
+
+    /// Cap on the module's size in bytes; a larger module is refused before it reaches a runner
+    /// ([`Error::InvalidModule`](crate::Error::InvalidModule)). Default: [`DEFAULT_MAX_MODULE_SIZE`].
+    pub fn max_module_size(mut self, bytes: u64) -> Self {
+        self.max_module_size = bytes;
+        self
+    }
+
+    /// Cap on the number of functions the module defines; a module with more is refused before
+    /// compilation ([`Error::InvalidModule`](crate::Error::InvalidModule)). Default:
+    /// [`DEFAULT_MAX_FUNCTIONS`].
+    pub fn max_functions(mut self, count: u64) -> Self {
+        self.max_functions = count;
+        self
+    }
+
+    /// The configured compile limit, if any.
+    pub fn compile_timeout_limit(&self) -> Option<Duration> {
+        self.compile_timeout
+    }
+
+    /// The configured module size cap in bytes.
+    pub fn max_module_size_limit(&self) -> u64 {
+        self.max_module_size
+    }
+
+    /// The configured cap on defined functions.
+    pub fn max_functions_limit(&self) -> u64 {
+        self.max_functions
     }
 
     /// The configured wall-clock limit, if any.

@@ -32,17 +32,25 @@ pub(crate) const ZYGOTE_MARKER: &str = "WASMPIPE_SANDBOX_ZYGOTE";
 /// Upper bound on the config frame, so a confused peer cannot make the runner allocate wildly.
 const MAX_CONFIG_LEN: u32 = 16 << 20;
 
-/// Where the runner gets the module from.
+/// Where the runner gets the module from. The parent always sends the bytes itself: the runner
+/// opens no file to find its module, so it can be hardened before it touches a single byte.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) enum ModuleSource {
-    /// A file the runner opens itself.
-    Path(PathBuf),
-    /// `len` bytes follow the config on the control socket; `digest` is their
-    /// `cache::module_digest`, computed once by the parent.
-    Inline { len: u64, digest: [u8; 32] },
+    /// `len` bytes of WebAssembly follow the config on the control socket, to be compiled.
+    Wasm { len: u64 },
+    /// `len` bytes of a compiled artifact follow the config: a cache entry whose MAC the parent
+    /// verified, so only what this user's own runners compiled.
+    Compiled { len: u64 },
     /// The zygote this runner was forked from already holds the compiled module with this digest
-    /// (loaded from the cache); no bytes follow.
+    /// (verified by the parent before it was sent to the zygote); no bytes follow.
     Preloaded { digest: [u8; 32] },
+}
+
+/// Whether and how the runner returns what it compiled, for the parent to store in the cache.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub(crate) struct ReturnArtifact {
+    /// Artifacts larger than this are not sent back (the cache would not take them).
+    pub max_len: u64,
 }
 
 /// A host directory made visible to the guest.
@@ -62,12 +70,12 @@ pub(crate) struct RunnerConfig {
     pub env: Vec<(String, String)>,
     pub dirs: Vec<DirGrant>,
     pub limits: Limits,
-    /// Compiled-module cache directory; `None` compiles every time.
-    pub cache_dir: Option<PathBuf>,
-    /// Only compile the module into the cache, then exit 0; nothing runs.
+    /// Send the compiled artifact back (a [`Frame::Artifact`]) after compiling `Wasm` bytes.
+    pub return_artifact: Option<ReturnArtifact>,
+    /// Only compile the module, then exit 0; nothing runs.
     pub compile_only: bool,
-    /// Test hook: after hardening, make a syscall the seccomp filter forbids.
-    pub forbidden_syscall_after_hardening: bool,
+    /// Test hook: raw syscalls a compromised runner might make, run after hardening.
+    pub probes: Vec<crate::probe::Probe>,
 }
 
 /// How the guest ended, as the runner saw it.
@@ -78,6 +86,10 @@ pub(crate) enum Verdict {
         code: i32,
     },
     Timeout {
+        limit: Duration,
+    },
+    /// Compilation alone ran past its own limit.
+    CompileTimeout {
         limit: Duration,
     },
     MemoryLimit {
@@ -91,6 +103,19 @@ pub(crate) enum Verdict {
     InvalidModule {
         message: String,
     },
+    /// The seccomp filter trapped this system call (written by the `SIGSYS` handler).
+    ForbiddenSyscall {
+        nr: i64,
+    },
+    /// The runner's allocator failed under the process-wide memory backstop (`RLIMIT_DATA`),
+    /// typically while compiling (written by the `SIGABRT` handler).
+    OutOfMemory {
+        limit: u64,
+    },
+    /// Test hook results: each probe's return value, or `-errno`.
+    Probed {
+        results: Vec<i64>,
+    },
     /// The runner could not set itself up (not the guest's fault).
     Failed {
         message: String,
@@ -103,9 +128,13 @@ impl Verdict {
     pub(crate) fn exit_status(&self) -> i32 {
         match self {
             Verdict::Exited { code } => *code,
-            Verdict::Timeout { .. } => 124,
-            Verdict::MemoryLimit { .. } | Verdict::FuelExhausted | Verdict::Trap { .. } => 134,
-            Verdict::InvalidModule { .. } | Verdict::Failed { .. } => 125,
+            Verdict::Timeout { .. } | Verdict::CompileTimeout { .. } => 124,
+            Verdict::MemoryLimit { .. }
+            | Verdict::OutOfMemory { .. }
+            | Verdict::FuelExhausted
+            | Verdict::Trap { .. } => 134,
+            Verdict::ForbiddenSyscall { .. } => 128 + libc::SIGSYS,
+            Verdict::InvalidModule { .. } | Verdict::Failed { .. } | Verdict::Probed { .. } => 125,
         }
     }
 }
@@ -116,13 +145,19 @@ pub(crate) const MAX_PASSED_FDS: usize = 4;
 /// Largest payload sent along with fds (a zygote request's [`PreloadHint`]).
 pub(crate) const MAX_FD_PAYLOAD: usize = 8192;
 
-/// What a zygote may load from the cache before forking a runner, so the runner need not.
+/// The module a zygote should hold before forking a runner, so the runner need not load it.
+///
+/// A zygote that does not hold it answers [`ZYGOTE_SEND_ARTIFACT`]; the parent then sends a
+/// `u64` length (little-endian) and that many bytes of a verified cache entry (length 0: not
+/// cached), and the zygote answers again.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub(crate) struct PreloadHint {
     pub digest: [u8; 32],
     pub fuel: bool,
-    pub cache_dir: PathBuf,
 }
+
+/// The flag byte of a zygote answer with pid 0 that asks for the hinted module's artifact.
+pub(crate) const ZYGOTE_SEND_ARTIFACT: u8 = 2;
 
 /// Sends fds with a payload (at least one byte: a message must carry data) over a unix socket.
 pub(crate) fn send_fds(socket: impl AsFd, fds: &[BorrowedFd<'_>], payload: &[u8]) -> io::Result<()> {
@@ -172,10 +207,36 @@ pub(crate) fn read_config(mut input: impl Read) -> io::Result<RunnerConfig> {
     Ok(serde_json::from_slice(&json)?)
 }
 
-pub(crate) fn encode_verdict(verdict: &Verdict) -> Vec<u8> {
-    serde_json::to_vec(verdict).expect("a verdict always serializes")
+/// Runner → parent frames: one tag byte, a `u32` little-endian payload length, the payload.
+/// The tag of a frame holding a compiled artifact for the cache.
+pub(crate) const FRAME_ARTIFACT: u8 = 1;
+/// The tag of the frame holding the JSON [`Verdict`]; always the last frame.
+pub(crate) const FRAME_VERDICT: u8 = 2;
+/// The tag of the frame a runner sends once hardened: one byte, the Landlock ABI it enforced
+/// (0: none).
+pub(crate) const FRAME_HARDENED: u8 = 3;
+/// The length of a frame header.
+pub(crate) const FRAME_HEADER_LEN: usize = 5;
+/// The parent reads at most this much of a verdict: a compromised runner cannot make the parent
+/// allocate without bound.
+pub(crate) const MAX_VERDICT_LEN: u32 = 64 << 10;
+
+/// A frame header.
+pub(crate) fn frame_header(tag: u8, len: u32) -> [u8; FRAME_HEADER_LEN] {
+    let mut header = [tag, 0, 0, 0, 0];
+    header[1..].copy_from_slice(&len.to_le_bytes());
+    header
 }
 
+/// A whole verdict frame.
+pub(crate) fn encode_verdict(verdict: &Verdict) -> Vec<u8> {
+    let json = serde_json::to_vec(verdict).expect("a verdict always serializes");
+    let mut frame = frame_header(FRAME_VERDICT, json.len() as u32).to_vec();
+    frame.extend_from_slice(&json);
+    frame
+}
+
+/// A verdict frame's payload.
 pub(crate) fn decode_verdict(bytes: &[u8]) -> Option<Verdict> {
     serde_json::from_slice(bytes).ok()
 }
@@ -187,14 +248,14 @@ mod tests {
     #[test]
     fn config_round_trips_through_a_frame() {
         let config = RunnerConfig {
-            module: ModuleSource::Path("/x.wasm".into()),
+            module: ModuleSource::Wasm { len: 8 },
             argv: vec!["x.wasm".into(), "a".into()],
             env: vec![("K".into(), "V".into())],
             dirs: vec![],
             limits: Limits::default(),
-            cache_dir: None,
+            return_artifact: None,
             compile_only: false,
-            forbidden_syscall_after_hardening: false,
+            probes: Vec::new(),
         };
         let mut frame = Vec::new();
         write_config(&mut frame, &config).unwrap();
@@ -206,7 +267,9 @@ mod tests {
     #[test]
     fn verdicts_round_trip_and_garbage_is_rejected() {
         let verdict = Verdict::Trap { message: "boom".into(), wasm_backtrace: None };
-        assert_eq!(decode_verdict(&encode_verdict(&verdict)), Some(verdict));
+        let frame = encode_verdict(&verdict);
+        assert_eq!(frame[0], FRAME_VERDICT);
+        assert_eq!(decode_verdict(&frame[FRAME_HEADER_LEN..]), Some(verdict));
         assert_eq!(decode_verdict(b"{\"outcome\":\"exited\""), None);
     }
 }

@@ -5,11 +5,16 @@
 //! [`SandboxChild`] to wait for, kill, or drop. Its caveats live on [`Sandbox`], where users
 //! look.
 
+use crate::cache::{Cache, CacheOutcome, EntryName};
+use crate::control::{self, ArtifactSink, Reports};
 use crate::error::{Error, GuestExit, Result};
 use crate::limits::Limits;
 use crate::pipe::{self, AsyncReader, AsyncWriter, Duplex, PipeReader};
+use crate::probe::Probe;
 use crate::process::ChildProcess;
-use crate::protocol::{self, DirGrant, ModuleSource, PreloadHint, RUNNER_MARKER, RunnerConfig, Verdict};
+use crate::protocol::{
+    self, DirGrant, ModuleSource, PreloadHint, RUNNER_MARKER, ReturnArtifact, RunnerConfig, Verdict,
+};
 use crate::zygote::Zygote;
 use std::fs::File;
 use std::io::{self, Write};
@@ -112,8 +117,10 @@ pub struct Sandbox {
     stdout: GuestStdio,
     stderr: GuestStdio,
     cache: CacheChoice,
+    cache_max_bytes: u64,
     compile_only: bool,
-    forbidden_syscall_after_hardening: bool,
+    allow_dangerous_dirs: bool,
+    probes: Vec<Probe>,
     zygote: Option<Zygote>,
 }
 
@@ -147,8 +154,10 @@ impl Sandbox {
             stdout: GuestStdio::Null,
             stderr: GuestStdio::Inherit,
             cache: CacheChoice::Default,
+            cache_max_bytes: crate::cache::DEFAULT_CACHE_MAX_BYTES,
             compile_only: false,
-            forbidden_syscall_after_hardening: false,
+            allow_dangerous_dirs: false,
+            probes: Vec::new(),
             zygote: None,
         }
     }
@@ -173,7 +182,13 @@ impl Sandbox {
     }
 
     /// Makes the host directory `host` visible to the guest at `guest_path`, read-only. The guest
-    /// cannot reach anything outside it (no `..`, no absolute escapes, no symlinks out).
+    /// cannot reach anything outside it (no `..`, no absolute escapes, no symlinks out), and
+    /// Landlock holds the runner process itself to it.
+    ///
+    /// The grant is checked by [`spawn`](Self::spawn), which fails with [`Error::DirGrant`] if
+    /// the directory does not exist, or is `/`, contains or lies in `/proc`, `/sys` or `/dev`,
+    /// or overlaps the compiled-module cache or its key (see
+    /// [`unsafe_allow_dangerous_dirs`](Self::unsafe_allow_dangerous_dirs)).
     pub fn dir(mut self, host: impl AsRef<Path>, guest_path: impl Into<String>) -> Self {
         self.dirs.push(DirGrant { host: host.as_ref().into(), guest: guest_path.into(), writable: false });
         self
@@ -200,6 +215,12 @@ impl Sandbox {
     /// Sets the memory cap in bytes; see [`Limits::memory`].
     pub fn memory(mut self, bytes: u64) -> Self {
         self.limits = self.limits.memory(bytes);
+        self
+    }
+
+    /// Sets the compile limit (`None` lifts it); see [`Limits::compile_timeout`].
+    pub fn compile_timeout(mut self, limit: Option<Duration>) -> Self {
+        self.limits = self.limits.compile_timeout(limit);
         self
     }
 
@@ -265,10 +286,38 @@ impl Sandbox {
         self
     }
 
+    /// Bounds the cache directory's total size in bytes (default
+    /// [`DEFAULT_CACHE_MAX_BYTES`](crate::DEFAULT_CACHE_MAX_BYTES)): storing a new entry evicts
+    /// the least recently used ones beyond it, and an artifact larger than it is not stored.
+    pub fn cache_max_bytes(mut self, bytes: u64) -> Self {
+        self.cache_max_bytes = bytes;
+        self
+    }
+
+    /// Allows directory grants that expose the host: `/`, anything containing or inside
+    /// `/proc`, `/sys` or `/dev`, and the compiled-module cache or its key.
+    ///
+    /// # Caveats
+    ///
+    /// A guest granted `/` can read (or, writable, change) the host process through
+    /// `/proc/<pid>/environ` and `/proc/<pid>/mem` of any process of this user, and one granted
+    /// the cache can plant compiled code for later runs. Only for guests you trust.
+    pub fn unsafe_allow_dangerous_dirs(mut self) -> Self {
+        self.allow_dangerous_dirs = true;
+        self
+    }
+
     #[doc(hidden)]
-    /// Test hook: the runner makes a forbidden syscall right after hardening.
-    pub fn forbidden_syscall_after_hardening(mut self) -> Self {
-        self.forbidden_syscall_after_hardening = true;
+    /// Test hook: the runner makes a forbidden syscall (`socket`) right after hardening.
+    pub fn forbidden_syscall_after_hardening(self) -> Self {
+        self.probe_after_hardening(Probe::Socket)
+    }
+
+    #[doc(hidden)]
+    /// Test hook: once fully hardened, the runner makes this raw system call instead of running
+    /// the guest, standing in for native code gone astray; see [`crate::probe`].
+    pub fn probe_after_hardening(mut self, probe: Probe) -> Self {
+        self.probes.push(probe);
         self
     }
 
@@ -278,8 +327,21 @@ impl Sandbox {
     /// Fds given with [`stdin`](Self::stdin) / [`stdout`](Self::stdout) /
     /// [`stderr`](Self::stderr) are consumed, so spawning the same builder again gives the next
     /// guest `/dev/null` there unless new ends are set; inherited and captured streams stay so.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::Spawn`] outside a tokio runtime (checked before anything starts), or when the
+    ///   runner process cannot be started;
+    /// - [`Error::DirGrant`] for a directory grant that is missing or dangerous;
+    /// - [`Error::InvalidModule`] when the module file cannot be read or exceeds
+    ///   [`Limits::max_module_size`].
     pub fn spawn(&mut self) -> Result<SandboxChild> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(Error::Spawn("Sandbox::spawn must be called from within a tokio runtime".into()));
+        }
         crate::runner::ensure_hook_linked();
+        let cache_dir = self.effective_cache_dir();
+        let dirs = self.checked_grants(cache_dir.as_deref())?;
         let (parent_control, child_control) = UnixStream::pair().map_err(spawn_error)?;
         let stdin = match self.stdin.take() {
             GuestStdio::Fd(fd) => fd,
@@ -295,21 +357,19 @@ impl Sandbox {
             other => (other, None),
         };
         let started = Instant::now();
-        let cache_dir = self.effective_cache_dir();
-        let (process, preloaded) = match &self.zygote {
+        let (process, module, preloaded) = match &self.zygote {
             Some(zygote) => {
-                // Only in-memory modules have a digest without reading the file.
-                let hint = match (&self.module, &cache_dir) {
-                    (Module::Bytes { digest, .. }, Some(dir)) => Some(PreloadHint {
-                        digest: *digest,
-                        fuel: self.limits.fuel_limit().is_some(),
-                        cache_dir: dir.clone(),
-                    }),
-                    _ => None,
-                };
+                let module = self.load_module(cache_dir.as_deref())?;
+                let hint = module
+                    .cache
+                    .as_ref()
+                    .map(|_| PreloadHint { digest: module.digest, fuel: self.limits.fuel_limit().is_some() });
                 let stdio = [output_fd(stdout, io::stdout().as_fd())?, output_fd(stderr, io::stderr().as_fd())?];
                 let [stdout, stderr] = stdio;
-                zygote.fork([child_control.into(), stdin, stdout, stderr], hint.as_ref())?
+                let artifact = || module.artifact.clone();
+                let (process, preloaded) =
+                    zygote.fork([child_control.into(), stdin, stdout, stderr], hint.as_ref(), artifact)?;
+                (process, module, preloaded)
             }
             None => {
                 let process = self.exec_runner(child_control, stdout, stderr)?;
@@ -317,16 +377,77 @@ impl Sandbox {
                 if let Err(error) = protocol::send_fds(&parent_control, &[stdin.as_fd()], &[]) {
                     return Err(kill_and_fail(process, spawn_error(error)));
                 }
-                (process, false)
+                // Read (and look up in the cache) while the runner execs.
+                match self.load_module(cache_dir.as_deref()) {
+                    Ok(module) => (process, module, false),
+                    Err(error) => return Err(kill_and_fail(process, error)),
+                }
             }
         };
-        if let Err(error) = self.send_config(&parent_control, cache_dir, preloaded) {
+        if let Err(error) = self.send_config(&parent_control, &module, dirs, preloaded) {
             return Err(kill_and_fail(process, error));
         }
         let deadline = self.limits.timeout_limit().map(|limit| (started, limit));
-        let mut child = SandboxChild::new(process, parent_control, deadline)?;
+        let sink = match (&module.cache, &module.artifact) {
+            (Some(cache), None) => Some(ArtifactSink { cache: cache.clone(), name: module.entry_name(&self.limits) }),
+            _ => None,
+        };
+        let mut child = SandboxChild::new(process, parent_control, deadline, sink)?;
+        child.cache_outcome = module.cache_outcome();
         child.stderr_capture = capture.map(|(reader, max)| spawn_stderr_capture(reader, max)).transpose()?;
         Ok(child)
+    }
+
+    /// The grants, checked and made canonical.
+    fn checked_grants(&self, cache_dir: Option<&Path>) -> Result<Vec<DirGrant>> {
+        if self.dirs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let protected = crate::grants::protected_paths(cache_dir);
+        self.dirs
+            .iter()
+            .map(|grant| {
+                let host = crate::grants::check(&grant.host, &protected, self.allow_dangerous_dirs)?;
+                Ok(DirGrant { host, ..grant.clone() })
+            })
+            .collect()
+    }
+
+    /// The module's bytes and digest, and its compiled artifact when the cache has it.
+    fn load_module(&self, cache_dir: Option<&Path>) -> Result<LoadedModule> {
+        let max = self.limits.max_module_size_limit();
+        let too_large =
+            |len: u64| Error::InvalidModule(format!("the module is {len} bytes, more than the limit of {max} bytes"));
+        let (bytes, digest) = match &self.module {
+            Module::Bytes { bytes, digest } => (bytes.clone(), *digest),
+            Module::Path(path) => {
+                let cannot_read = |e: io::Error| Error::InvalidModule(format!("cannot read {}: {e}", path.display()));
+                let file = File::open(path).map_err(cannot_read)?;
+                let len = file.metadata().map_err(cannot_read)?.len();
+                if len > max {
+                    return Err(too_large(len));
+                }
+                let mut bytes = Vec::with_capacity(len as usize);
+                io::Read::read_to_end(&mut io::Read::take(file, max + 1), &mut bytes).map_err(cannot_read)?;
+                let digest = crate::cache::module_digest(&bytes);
+                (Arc::from(bytes), digest)
+            }
+        };
+        if bytes.len() as u64 > max {
+            return Err(too_large(bytes.len() as u64));
+        }
+        let (cache, cache_problem) = match cache_dir {
+            None => (None, Some("the cache is disabled".to_string())),
+            Some(dir) => match Cache::open(dir, None, self.cache_max_bytes) {
+                Ok(cache) => (Some(Arc::new(cache)), None),
+                Err(e) => (None, Some(format!("the cache is not used: {e}"))),
+            },
+        };
+        let mut module = LoadedModule { bytes, digest, cache, cache_problem, artifact: None };
+        if let Some(cache) = &module.cache {
+            module.artifact = cache.load(&module.entry_name(&self.limits));
+        }
+        Ok(module)
     }
 
     /// Starts a runner by exec'ing this binary (`posix_spawn`: no pre_exec hook, so std may use
@@ -355,13 +476,26 @@ impl Sandbox {
     /// [`spawn`](Self::spawn) starts in milliseconds. Compilation happens in a runner process
     /// under this sandbox's limits, like every handling of untrusted bytes.
     ///
-    /// Fails with [`Error::InvalidModule`] if the module does not compile. Does nothing useful
-    /// with [`no_cache`](Self::no_cache).
-    pub async fn compile(&mut self) -> Result<()> {
+    /// Says what the cache did: [`CacheOutcome::Stored`], [`CacheOutcome::AlreadyCached`], or
+    /// [`CacheOutcome::NotStored`] with the reason (the cache is disabled or untrusted, the
+    /// artifact is over the cap, a write failed).
+    ///
+    /// # Errors
+    ///
+    /// Those of [`spawn`](Self::spawn) and [`SandboxChild::wait`]: notably
+    /// [`Error::InvalidModule`] if the module does not compile, [`Error::CompileTimeout`] past
+    /// [`Limits::compile_timeout`], and [`Error::OutOfMemory`] for a compilation that needs
+    /// more memory than the limits allow.
+    pub async fn compile(&mut self) -> Result<CacheOutcome> {
         self.compile_only = true;
         let spawned = self.spawn();
         self.compile_only = false;
-        spawned?.wait().await.map(drop)
+        let mut child = spawned?;
+        child.wait().await?;
+        Ok(child
+            .cache_outcome
+            .take()
+            .unwrap_or_else(|| CacheOutcome::NotStored("the runner sent no compiled module".into())))
     }
 
     /// Starts the guest with fresh pipes as its stdin and stdout and returns the parent's ends:
@@ -385,41 +519,63 @@ impl Sandbox {
         }
     }
 
-    /// Sends the config (and in-memory module) on the still-blocking control socket; the runner
-    /// reads it concurrently, so this returns as soon as the last byte is in flight.
-    fn send_config(&self, mut control: &UnixStream, cache_dir: Option<PathBuf>, preloaded: bool) -> Result<()> {
-        let (source, inline) = match &self.module {
-            Module::Bytes { digest, .. } if preloaded => (ModuleSource::Preloaded { digest: *digest }, None),
-            Module::Path(path) => {
-                (ModuleSource::Path(std::path::absolute(path).unwrap_or_else(|_| path.clone())), None)
-            }
-            Module::Bytes { bytes, digest } => {
-                (ModuleSource::Inline { len: bytes.len() as u64, digest: *digest }, Some(bytes))
-            }
+    /// Sends the config and the module (or its verified artifact) on the still-blocking control
+    /// socket; the runner reads it concurrently, so this returns as soon as the last byte is in
+    /// flight.
+    fn send_config(
+        &self,
+        mut control: &UnixStream,
+        module: &LoadedModule,
+        dirs: Vec<DirGrant>,
+        preloaded: bool,
+    ) -> Result<()> {
+        let (source, payload): (ModuleSource, &[u8]) = match &module.artifact {
+            _ if preloaded => (ModuleSource::Preloaded { digest: module.digest }, &[]),
+            Some(artifact) => (ModuleSource::Compiled { len: artifact.len() as u64 }, artifact),
+            None => (ModuleSource::Wasm { len: module.bytes.len() as u64 }, &module.bytes),
+        };
+        let return_artifact = match (&module.cache, &module.artifact) {
+            (Some(cache), None) => Some(ReturnArtifact { max_len: cache.max_entry_bytes() }),
+            _ => None,
         };
         let config = RunnerConfig {
             module: source,
             argv: std::iter::once(self.program_name.clone()).chain(self.args.iter().cloned()).collect(),
             env: self.env.clone(),
-            dirs: self
-                .dirs
-                .iter()
-                .map(|grant| DirGrant {
-                    host: std::path::absolute(&grant.host).unwrap_or_else(|_| grant.host.clone()),
-                    ..grant.clone()
-                })
-                .collect(),
+            dirs,
             limits: self.limits,
-            cache_dir,
+            return_artifact,
             compile_only: self.compile_only,
-            forbidden_syscall_after_hardening: self.forbidden_syscall_after_hardening,
+            probes: self.probes.clone(),
         };
-        let sent = protocol::write_config(&mut control, &config).and_then(|()| match inline {
-            Some(bytes) => control.write_all(bytes),
-            None => Ok(()),
-        });
+        let sent = protocol::write_config(&mut control, &config).and_then(|()| control.write_all(payload));
         // A runner that died before reading its config says why in its exit status; wait() tells.
         sent.or_else(|e| if e.kind() == io::ErrorKind::BrokenPipe { Ok(()) } else { Err(spawn_error(e)) })
+    }
+}
+
+/// A module ready to send: its bytes, digest, the cache it goes through, and its compiled
+/// artifact when the cache had it.
+struct LoadedModule {
+    bytes: Arc<[u8]>,
+    digest: [u8; 32],
+    cache: Option<Arc<Cache>>,
+    cache_problem: Option<String>,
+    artifact: Option<Arc<[u8]>>,
+}
+
+impl LoadedModule {
+    fn entry_name(&self, limits: &Limits) -> EntryName {
+        EntryName::new(self.digest, limits.fuel_limit().is_some())
+    }
+
+    /// What the cache did for this spawn, as far as is known before the runner reports.
+    fn cache_outcome(&self) -> Option<CacheOutcome> {
+        match (&self.cache, &self.artifact, &self.cache_problem) {
+            (Some(cache), Some(_), _) => Some(CacheOutcome::AlreadyCached(cache.path().to_path_buf())),
+            (None, _, Some(problem)) => Some(CacheOutcome::NotStored(problem.clone())),
+            _ => None,
+        }
     }
 }
 
@@ -488,7 +644,15 @@ pub struct SandboxChild {
     process: Option<ChildProcess>,
     /// Readable when the process has exited (`None` on kernels without pidfds: then we poll).
     exit_signal: Option<AsyncFd<OwnedFd>>,
+    /// The control socket, read by `wait` when no artifact is expected.
     control: Option<tokio::net::UnixStream>,
+    /// Reads the runner's reports while it runs, when it compiles: its artifact must be stored
+    /// as soon as it is sent (the guest starts only once it is), not when `wait` is called.
+    reports: Option<JoinHandle<Reports>>,
+    /// What the compiled-module cache did for this guest, once known.
+    cache_outcome: Option<CacheOutcome>,
+    /// The Landlock ABI the runner reported enforcing.
+    landlock_abi: Option<u8>,
     stderr_capture: Option<JoinHandle<Vec<u8>>>,
     captured_stderr: Vec<u8>,
     /// When the runner started, and its wall-clock limit.
@@ -507,7 +671,12 @@ struct Ending {
 
 impl SandboxChild {
     /// Supervises `process`; if that cannot be set up, the runner is killed rather than leaked.
-    fn new(process: ChildProcess, control: UnixStream, deadline: Option<(Instant, Duration)>) -> Result<Self> {
+    fn new(
+        process: ChildProcess,
+        control: UnixStream,
+        deadline: Option<(Instant, Duration)>,
+        sink: Option<ArtifactSink>,
+    ) -> Result<Self> {
         let watch = || -> io::Result<_> {
             let exit_signal = match rustix::process::pidfd_open(process.pid(), rustix::process::PidfdFlags::empty()) {
                 // SAFETY: the AsyncFd owns the pidfd, so the fd stays open and unchanged while it
@@ -525,15 +694,35 @@ impl SandboxChild {
             Ok(watched) => watched,
             Err(error) => return Err(kill_and_fail(process, error.into())),
         };
+        let (control, reports) = match sink {
+            Some(sink) => (None, Some(tokio::spawn(control::read(control, Some(sink))))),
+            None => (Some(control), None),
+        };
         Ok(Self {
             process: Some(process),
             exit_signal,
-            control: Some(control),
+            control,
+            reports,
+            cache_outcome: None,
+            landlock_abi: None,
             stderr_capture: None,
             captured_stderr: Vec::new(),
             deadline,
             ended: None,
         })
+    }
+
+    /// What the compiled-module cache did for this guest: known from spawn when the cache held
+    /// the module, after [`wait`](Self::wait) when the runner compiled it (`None` until then).
+    pub fn cache_outcome(&self) -> Option<&CacheOutcome> {
+        self.cache_outcome.as_ref()
+    }
+
+    /// The Landlock ABI version the runner enforced on itself, once [`wait`](Self::wait) has
+    /// returned: `Some(0)` on a kernel without Landlock (the other walls then stand alone),
+    /// `None` if the runner ended before hardening.
+    pub fn landlock_abi(&self) -> Option<u8> {
+        self.landlock_abi
     }
 
     /// The runner's process id.
@@ -594,15 +783,28 @@ impl SandboxChild {
     }
 
     async fn verdict_and_status(&mut self) -> Result<(Option<Verdict>, ExitStatus)> {
-        let mut report = Vec::new();
-        if let Some(control) = &mut self.control {
-            // The runner writes its verdict and exits; EOF comes with its exit. A reset socket is
-            // a dead runner, which the exit status explains.
-            let _ = control.read_to_end(&mut report).await;
+        let mut verdict = None;
+        let reports = match (self.control.take(), &mut self.reports) {
+            (Some(control), _) => Some(control::read(control, None).await),
+            (None, Some(task)) => Some(task.await.unwrap_or_default()),
+            (None, None) => None,
+        };
+        self.reports = None;
+        if let Some(reports) = reports {
+            if let Some(violation) = reports.violation {
+                let process = self.process.as_mut().expect("process is present until drop");
+                let _ = process.kill();
+                let _ = process.wait();
+                return Err(Error::Runner(violation));
+            }
+            if let Some(stored) = reports.stored {
+                self.cache_outcome = Some(stored);
+            }
+            self.landlock_abi = reports.landlock_abi;
+            verdict = reports.verdict;
         }
-        self.control = None;
         let status = self.exit_status().await?;
-        Ok((protocol::decode_verdict(&report), status))
+        Ok((verdict, status))
     }
 
     async fn exit_status(&mut self) -> Result<ExitStatus> {
@@ -630,6 +832,13 @@ impl Ending {
         match self.verdict.clone() {
             Some(Verdict::Exited { code }) => Ok(GuestExit::new(code)),
             Some(Verdict::Timeout { limit }) => Err(Error::Timeout(limit)),
+            Some(Verdict::CompileTimeout { limit }) => Err(Error::CompileTimeout(limit)),
+            Some(Verdict::OutOfMemory { limit }) => Err(Error::OutOfMemory(limit)),
+            Some(Verdict::ForbiddenSyscall { nr }) => Err(Error::ForbiddenSyscall {
+                number: nr,
+                name: syscalls::Sysno::new(nr as usize).map(|sysno| sysno.name().to_string()),
+            }),
+            Some(Verdict::Probed { results }) => Err(Error::Probed(results)),
             Some(Verdict::MemoryLimit { limit }) => Err(Error::MemoryLimit(limit)),
             Some(Verdict::FuelExhausted) => Err(Error::FuelExhausted),
             Some(Verdict::Trap { message, wasm_backtrace }) => Err(Error::Trap { message, wasm_backtrace }),
@@ -642,6 +851,9 @@ impl Ending {
 
 impl Drop for SandboxChild {
     fn drop(&mut self) {
+        if let Some(reports) = self.reports.take() {
+            reports.abort();
+        }
         if let Some(mut process) = self.process.take() {
             if self.ended.is_none() {
                 let _ = process.kill();

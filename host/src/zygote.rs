@@ -2,8 +2,8 @@
 
 use crate::error::{Error, Result};
 use crate::process::ChildProcess;
-use crate::protocol::{self, PreloadHint, ZYGOTE_MARKER};
-use std::io::{self, Read};
+use crate::protocol::{self, PreloadHint, ZYGOTE_MARKER, ZYGOTE_SEND_ARTIFACT};
+use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
@@ -16,8 +16,10 @@ use std::sync::{Arc, Mutex};
 /// relocates it, and wasmtime builds its engine, every time. A zygote does all that once; each
 /// [`Sandbox`](crate::Sandbox) given to it with [`Sandbox::zygote`](crate::Sandbox::zygote) is
 /// then started by cloning the zygote, which is faster than exec'ing even a native program. The
-/// runner is still a child of this process, and holds the same fds, limits and seccomp filter as
-/// an exec'd one; the module is still compiled or loaded inside the runner, never in the zygote.
+/// runner is still a child of this process, and holds the same fds, limits, Landlock domain and
+/// seccomp filter as an exec'd one. Modules are compiled only inside runners; the zygote keeps
+/// compiled modules from the cache (verified by this process, and loaded under the zygote's own
+/// seccomp filter) so that its runners start with the module in memory.
 ///
 /// Clones share one zygote; dropping the last one ends the zygote process (runners it started
 /// live on).
@@ -39,6 +41,11 @@ use std::sync::{Arc, Mutex};
 ///   run that code even if the file is replaced later.
 /// - Forking a runner waits for the zygote's answer (a few hundred microseconds), blocking the
 ///   calling thread; concurrent spawns through one zygote take turns.
+/// - Runners cloned from one zygote share its memory layout (ASLR) and its stack canary, as
+///   Chrome's and Android's zygotes do: a guest that learns an address in one runner knows it in
+///   its siblings. Exec'd runners (no zygote) each get their own. The walls that hold against
+///   native code (seccomp, Landlock, no_new_privs) do not depend on ASLR.
+/// - The zygote keeps up to 16 preloaded modules, at most 256 MiB of compiled code in all.
 #[derive(Debug, Clone)]
 pub struct Zygote {
     inner: Arc<Inner>,
@@ -70,15 +77,28 @@ impl Zygote {
     }
 
     /// Asks the zygote for a runner holding the control socket as fd 3 and the given stdio
-    /// (`[control, stdin, stdout, stderr]`), with the module of `hint` already loaded if the
-    /// cache has it. Returns the runner and whether the module was preloaded.
-    pub(crate) fn fork(&self, fds: [OwnedFd; 4], hint: Option<&PreloadHint>) -> Result<(ChildProcess, bool)> {
+    /// (`[control, stdin, stdout, stderr]`), with the module of `hint` already loaded: if the
+    /// zygote does not hold it yet, it asks, and `artifact` gives the verified cache entry (or
+    /// `None`). Returns the runner and whether the module was preloaded.
+    pub(crate) fn fork(
+        &self,
+        fds: [OwnedFd; 4],
+        hint: Option<&PreloadHint>,
+        artifact: impl FnOnce() -> Option<Arc<[u8]>>,
+    ) -> Result<(ChildProcess, bool)> {
         let payload = hint.map(|hint| serde_json::to_vec(hint).expect("a hint always serializes")).unwrap_or_default();
         let socket = self.inner.socket.lock().unwrap_or_else(|e| e.into_inner());
         let lost = |e: io::Error| Error::Spawn(format!("the zygote is gone: {e}"));
         protocol::send_fds(&*socket, &fds.each_ref().map(|fd| fd.as_fd()), &payload).map_err(lost)?;
         let mut answer = [0u8; 5];
         (&*socket).read_exact(&mut answer).map_err(lost)?;
+        if answer[..4] == [0; 4] && answer[4] == ZYGOTE_SEND_ARTIFACT {
+            let artifact = artifact();
+            let bytes = artifact.as_deref().unwrap_or_default();
+            (&*socket).write_all(&(bytes.len() as u64).to_le_bytes()).map_err(lost)?;
+            (&*socket).write_all(bytes).map_err(lost)?;
+            (&*socket).read_exact(&mut answer).map_err(lost)?;
+        }
         match u32::from_le_bytes(answer[..4].try_into().expect("four bytes")) {
             0 => Err(Error::Spawn("the zygote could not fork a runner".into())),
             pid => Ok((ChildProcess::from_pid(pid), answer[4] == 1)),

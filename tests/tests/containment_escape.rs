@@ -39,10 +39,13 @@ async fn every_escape_attempt_fails_inside_the_guest() {
 /// The seccomp filter exists on x86_64 only.
 #[cfg(target_arch = "x86_64")]
 #[tokio::test]
-async fn a_forbidden_syscall_kills_the_runner_with_sigsys() {
+async fn a_forbidden_syscall_stops_the_runner_and_is_named() {
     let mut child = Sandbox::new(guests::SIMPLEX).forbidden_syscall_after_hardening().spawn().unwrap();
     let result = child.wait().await;
-    assert!(matches!(result, Err(Error::Killed(libc::SIGSYS))), "{result:?}");
+    assert!(
+        matches!(&result, Err(Error::ForbiddenSyscall { number, name: Some(name) }) if *number == libc::SYS_socket && name == "socket"),
+        "{result:?}"
+    );
 }
 
 #[tokio::test]

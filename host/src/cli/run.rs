@@ -21,6 +21,13 @@ pub struct RunArgs {
     /// Host directory to preopen read-only, optionally at another guest path (repeatable).
     #[arg(long = "dir", value_name = "HOST_DIR[::GUEST_PATH]")]
     dirs: Vec<String>,
+    /// Host directory to preopen writable, optionally at another guest path (repeatable).
+    #[arg(long = "dir-rw", value_name = "HOST_DIR[::GUEST_PATH]")]
+    dirs_rw: Vec<String>,
+    /// Allow granting `/`, `/proc`, `/sys`, `/dev` (or directories containing them) and the
+    /// compiled-module cache: the guest can then read the host's processes and plant code.
+    #[arg(long)]
+    unsafe_allow_dangerous_dirs: bool,
     /// Wall-clock limit, time blocked on stdin included (e.g. 500ms, 2s, 1m).
     #[arg(long, value_parser = wasmpipe::parse_duration)]
     timeout: Option<Duration>,
@@ -30,6 +37,12 @@ pub struct RunArgs {
     /// Instruction budget.
     #[arg(long, value_name = "N")]
     fuel: Option<u64>,
+    /// Limit on compiling the module, on a cache miss (e.g. 5m; 0 lifts it) [default: 60s].
+    #[arg(long, value_parser = wasmpipe::parse_duration)]
+    compile_timeout: Option<Duration>,
+    /// Cap on the compiled-module cache's total size (e.g. 512MiB) [default: 1GiB].
+    #[arg(long, value_name = "SIZE", value_parser = wasmpipe::parse_size)]
+    cache_max_size: Option<u64>,
     /// Compile the module now instead of using the compiled-module cache.
     #[arg(long)]
     no_cache: bool,
@@ -57,6 +70,19 @@ pub fn sandbox(args: &RunArgs) -> Sandbox {
         let (host, guest) = dir.split_once("::").unwrap_or((dir, dir));
         sandbox = sandbox.dir(host, guest);
     }
+    for dir in &args.dirs_rw {
+        let (host, guest) = dir.split_once("::").unwrap_or((dir, dir));
+        sandbox = sandbox.dir_writable(host, guest);
+    }
+    if args.unsafe_allow_dangerous_dirs {
+        sandbox = sandbox.unsafe_allow_dangerous_dirs();
+    }
+    if let Some(limit) = args.compile_timeout {
+        sandbox = sandbox.compile_timeout((!limit.is_zero()).then_some(limit));
+    }
+    if let Some(bytes) = args.cache_max_size {
+        sandbox = sandbox.cache_max_bytes(bytes);
+    }
     if let Some(limit) = args.timeout {
         sandbox = sandbox.timeout(limit);
     }
@@ -82,12 +108,21 @@ pub fn main(args: RunArgs) -> ExitCode {
         })
     });
     match result {
-        Ok(exit) => ExitCode::from(exit.code() as u8),
+        Ok(exit) => ExitCode::from(guest_exit_status(exit.code())),
         Err(error) => {
             eprintln!("wasmpipe: {}", one_line(&error.to_string()));
             ExitCode::from(exit_status(&error))
         }
     }
+}
+
+/// Exit status for a guest exit code outside 0–255 (WASI allows any 32-bit code): never 0, so a
+/// failing guest never looks successful (a plain truncation would turn 256 into 0).
+pub const STATUS_EXIT_CODE_OUT_OF_RANGE: u8 = 1;
+
+/// `wasmpipe run`'s exit status for a guest that exited with `code`.
+pub fn guest_exit_status(code: i32) -> u8 {
+    u8::try_from(code).unwrap_or(STATUS_EXIT_CODE_OUT_OF_RANGE)
 }
 
 /// The contract is one `wasmpipe:` line per failure, but some messages (wasmparser's, with their
@@ -99,9 +134,12 @@ fn one_line(message: &str) -> String {
 /// The exit status `wasmpipe run` reports for a failure.
 pub fn exit_status(error: &Error) -> u8 {
     match error {
-        Error::Timeout(_) => STATUS_TIMEOUT,
-        Error::Trap { .. } | Error::MemoryLimit(_) | Error::FuelExhausted => STATUS_GUEST_CRASHED,
+        Error::Timeout(_) | Error::CompileTimeout(_) => STATUS_TIMEOUT,
+        Error::Trap { .. } | Error::MemoryLimit(_) | Error::OutOfMemory(_) | Error::FuelExhausted => {
+            STATUS_GUEST_CRASHED
+        }
         Error::Killed(signal) => 128u8.saturating_add(*signal as u8),
+        Error::ForbiddenSyscall { .. } => 128 + libc::SIGSYS as u8,
         _ => STATUS_WASMPIPE_FAILED,
     }
 }

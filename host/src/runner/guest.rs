@@ -1,8 +1,7 @@
 //! Loading, linking and running the guest inside the runner.
 
 use super::stdio::{self, FastStdio, HasFastStdio};
-use crate::cache;
-use crate::protocol::{DirGrant, ModuleSource, RunnerConfig, Verdict};
+use crate::protocol::{DirGrant, ModuleSource, ReturnArtifact, RunnerConfig, Verdict};
 use std::fs::File;
 use std::os::fd::FromRawFd;
 use std::time::Duration;
@@ -56,61 +55,115 @@ impl HasFastStdio for GuestState {
     }
 }
 
-/// Caps memories and tables at the configured limit, and records whether it ever had to say no,
-/// which is how a trap after a failed `memory.grow` is told apart from any other trap.
+/// Caps the guest's memories and tables *together* at the configured limit, and records
+/// whether it ever had to say no, which is how a trap after a failed `memory.grow` is told apart
+/// from any other trap.
 struct GuestLimiter {
     limit: usize,
+    /// Bytes of all memories and tables as granted so far.
+    used: usize,
     denied: bool,
 }
 
-impl ResourceLimiter for GuestLimiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        let allowed = desired <= self.limit;
-        self.denied |= !allowed;
-        Ok(allowed)
-    }
+/// What one table element costs: wasmtime stores a pointer-sized reference per element.
+const TABLE_ELEMENT_BYTES: usize = size_of::<usize>();
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        let allowed = desired.saturating_mul(size_of::<usize>()) <= self.limit;
+impl GuestLimiter {
+    fn grow(&mut self, current: usize, desired: usize) -> bool {
+        let used = self.used.saturating_sub(current).saturating_add(desired);
+        let allowed = used <= self.limit;
+        if allowed {
+            self.used = used;
+        }
         self.denied |= !allowed;
-        Ok(allowed)
+        allowed
     }
 }
 
-/// Compiles the module, or loads it from the cache. `Err` is the verdict to report.
-pub(crate) fn compile(
-    engine: &Engine,
-    config: &RunnerConfig,
-    inline_module: Option<Vec<u8>>,
-) -> Result<Module, Verdict> {
-    let bytes = match (&config.module, inline_module) {
-        (_, Some(bytes)) => bytes,
-        (ModuleSource::Path(path), None) => std::fs::read(path)
-            .map_err(|e| Verdict::InvalidModule { message: format!("cannot read {}: {e}", path.display()) })?,
-        (ModuleSource::Inline { .. }, None) => unreachable!("inline modules are read before compiling"),
-        (ModuleSource::Preloaded { digest }, None) => {
-            let fuel = config.limits.fuel_limit().is_some();
-            return super::preloaded(digest, fuel)
-                .ok_or_else(|| Verdict::Failed { message: "the zygote did not preload the module".into() });
+impl ResourceLimiter for GuestLimiter {
+    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(self.grow(current, desired))
+    }
+
+    fn table_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(self.grow(current.saturating_mul(TABLE_ELEMENT_BYTES), desired.saturating_mul(TABLE_ELEMENT_BYTES)))
+    }
+}
+
+/// Starts the parallel compiler's threads now, before the seccomp filter forbids new threads.
+///
+/// wasmtime compiles on rayon's global pool, whose threads start asynchronously; a broadcast
+/// returns only once each thread ran it, so none is still making its setup syscalls later.
+pub(crate) fn start_compiler_threads() {
+    rayon::broadcast(|_| ());
+}
+
+/// Parses and compiles the module, or loads its compiled artifact; under the seccomp filter.
+/// `Err` is the verdict to report.
+pub(crate) fn load(engine: &Engine, config: &RunnerConfig, bytes: Vec<u8>) -> Result<Module, Verdict> {
+    match &config.module {
+        ModuleSource::Wasm { .. } => {
+            check_function_count(&bytes, config.limits.max_functions_limit())?;
+            let Some(ReturnArtifact { max_len }) = config.return_artifact else {
+                return Module::new(engine, &bytes).map_err(|e| invalid(&e));
+            };
+            let compiled = engine.precompile_module(&bytes).map_err(|e| invalid(&e))?;
+            drop(bytes);
+            if compiled.len() as u64 <= max_len {
+                super::send_artifact(&compiled);
+            }
+            // SAFETY: `compiled` was produced just now by `precompile_module` on this engine.
+            unsafe { Module::deserialize(engine, &compiled) }
+                .map_err(|e| Verdict::Failed { message: format!("cannot load the compiled module: {e:#}") })
         }
-    };
-    let digest = match config.module {
-        ModuleSource::Inline { digest, .. } => Some(digest),
-        ModuleSource::Path(_) | ModuleSource::Preloaded { .. } => None,
-    };
-    cache::load_module(engine, &bytes, digest, config.cache_dir.as_deref())
-        .map_err(|message| Verdict::InvalidModule { message })
+        // SAFETY: the parent verified the artifact's MAC: it is exactly what a runner of this
+        // user's, with this engine configuration (part of the entry's name), compiled.
+        ModuleSource::Compiled { .. } => unsafe { Module::deserialize(engine, &bytes) }
+            .map_err(|e| Verdict::Failed { message: format!("cannot load the cached module: {e:#}") }),
+        ModuleSource::Preloaded { digest } => super::preloaded(digest, config.limits.fuel_limit().is_some())
+            .ok_or_else(|| Verdict::Failed { message: "the zygote did not preload the module".into() }),
+    }
+}
+
+fn invalid(error: &wasmtime::Error) -> Verdict {
+    Verdict::InvalidModule { message: format!("not a valid WebAssembly module: {error:#}") }
+}
+
+/// Refuses a module that defines more functions than `limit`, before compiling any: a million
+/// trivial functions are a few megabytes of module and minutes of compilation.
+fn check_function_count(bytes: &[u8], limit: u64) -> Result<(), Verdict> {
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        // A malformed module is reported by the compiler, with its own message.
+        let Ok(payload) = payload else { return Ok(()) };
+        if let wasmparser::Payload::FunctionSection(functions) = payload {
+            let count = u64::from(functions.count());
+            if count > limit {
+                return Err(Verdict::InvalidModule {
+                    message: format!("the module defines {count} functions, more than the limit of {limit}"),
+                });
+            }
+            return Ok(());
+        }
+    }
+    Ok(())
 }
 
 /// Links the module against WASI and sets up its store. `Err` is the verdict to report.
-pub(crate) fn prepare(engine: Engine, module: Module, config: &RunnerConfig) -> Result<Prepared, Verdict> {
+pub(crate) fn prepare(
+    engine: Engine,
+    module: Module,
+    config: &RunnerConfig,
+    wasi: WasiP1Ctx,
+) -> Result<Prepared, Verdict> {
     let failed = |message| Verdict::Failed { message };
     let mut linker = Linker::new(&engine);
     p1::add_to_linker_sync(&mut linker, |state: &mut GuestState| &mut state.wasi)
         .map_err(|e| failed(format!("cannot link WASI: {e:#}")))?;
-    let wasi = wasi_context(config).map_err(failed)?;
-    let limiter =
-        GuestLimiter { limit: usize::try_from(config.limits.memory_limit()).unwrap_or(usize::MAX), denied: false };
+    let limiter = GuestLimiter {
+        limit: usize::try_from(config.limits.memory_limit()).unwrap_or(usize::MAX),
+        used: 0,
+        denied: false,
+    };
     let mut store = Store::new(&engine, GuestState { wasi, limiter, stdio: FastStdio::default() });
     store.limiter(|state| &mut state.limiter);
     // wasmtime-wasi turns `proc_exit` codes of 126 and above into an error (they collide with
@@ -136,7 +189,7 @@ pub(crate) fn prepare(engine: Engine, module: Module, config: &RunnerConfig) -> 
 
 /// The guest's WASI view of the world: fds 0/1/2, its args, the env and dirs it was granted,
 /// and nothing else.
-fn wasi_context(config: &RunnerConfig) -> Result<WasiP1Ctx, String> {
+pub(crate) fn wasi_context(config: &RunnerConfig) -> Result<WasiP1Ctx, String> {
     let mut builder = WasiCtxBuilder::new();
     // SAFETY: fds 0, 1 and 2 were set up by the parent for exactly this purpose and stay open for
     // the life of the process; nothing else in the runner reads or writes them.

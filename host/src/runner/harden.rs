@@ -1,87 +1,37 @@
-//! OS-level hardening of the runner, applied after the module is loaded and before `_start`.
+//! OS-level hardening of the runner: the second wall, for the case where a guest (or a module
+//! built to exploit the compiler) finds a bug in wasmtime and gets to run native code.
 //!
-//! wasmtime is the first wall; this is the second, for the case where a guest finds a bug in it.
-//! After [`apply`], the runner cannot gain privileges, dump core, create files (unless a writable
-//! directory was granted), open anything (unless a directory was granted), create processes or
-//! threads, or use the network: any syscall outside [`ALWAYS_ALLOWED`] (plus [`FILE_ACCESS`] when
-//! directories were granted) kills it with `SIGSYS`.
+//! It goes up in two steps, both before any untrusted byte is parsed:
+//!
+//! 1. [`lock_down_files`], while the runner is still single-threaded: `RLIMIT_CORE = 0`, an
+//!    `RLIMIT_DATA` backstop under the memory limit, `no_new_privs`, every capability dropped,
+//!    and a Landlock domain that allows file access only beneath the granted directories
+//!    (read-only or writable per grant) and scopes signals and abstract sockets to the sandbox.
+//!    Landlock applies to the calling thread and the threads it starts later, so every thread
+//!    of the runner is started after this.
+//! 2. [`apply_syscall_filter`], once the helper threads run and the granted directories are
+//!    open: a seccomp allowlist on every thread ([`filter`]), with argument checks where a
+//!    syscall is only safe in some forms. Then the module is parsed, compiled or deserialized,
+//!    and after that [`forbid_new_code`] stacks a filter that refuses every new executable
+//!    mapping (and, without granted directories, every path-taking call), before the module is
+//!    instantiated (so before any `start` function runs).
+//!
+//! A syscall outside the allowlist raises `SIGSYS`; [`on_sigsys`] reports which one on the
+//! control socket and exits, so the parent can say `forbidden system call: pwritev2 (328)`.
 
-use crate::protocol::RunnerConfig;
-use seccompiler::{BpfProgram, SeccompAction, SeccompFilter, TargetArch};
-use std::collections::BTreeMap;
+use crate::protocol::{CONTROL_FD, RunnerConfig};
+use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Syscalls the runner needs once the guest runs: I/O on the fds it already holds, memory
-/// management for linear-memory growth and the allocator, futexes and the wasi runtime's event
-/// loop (its threads exist already), clocks and sleeping, signal delivery for wasm traps, exit.
-#[cfg(target_arch = "x86_64")]
-const ALWAYS_ALLOWED: &[i64] = &[
-    libc::SYS_read,
-    libc::SYS_readv,
-    libc::SYS_write,
-    libc::SYS_writev,
-    libc::SYS_pread64,
-    libc::SYS_pwrite64,
-    libc::SYS_lseek,
-    libc::SYS_close,
-    libc::SYS_fstat,
-    libc::SYS_newfstatat,
-    libc::SYS_statx,
-    libc::SYS_fcntl,
-    libc::SYS_ioctl,
-    libc::SYS_poll,
-    libc::SYS_ppoll,
-    libc::SYS_epoll_wait,
-    libc::SYS_epoll_pwait,
-    libc::SYS_epoll_ctl,
-    libc::SYS_mmap,
-    libc::SYS_munmap,
-    libc::SYS_mprotect,
-    libc::SYS_madvise,
-    libc::SYS_mremap,
-    libc::SYS_brk,
-    libc::SYS_futex,
-    libc::SYS_sched_yield,
-    libc::SYS_sched_getaffinity,
-    libc::SYS_getrandom,
-    libc::SYS_clock_gettime,
-    libc::SYS_clock_getres,
-    libc::SYS_clock_nanosleep,
-    libc::SYS_nanosleep,
-    libc::SYS_gettid,
-    libc::SYS_getpid,
-    libc::SYS_tgkill,
-    libc::SYS_rt_sigreturn,
-    libc::SYS_rt_sigprocmask,
-    libc::SYS_rt_sigaction,
-    libc::SYS_sigaltstack,
-    libc::SYS_exit,
-    libc::SYS_exit_group,
-];
+/// Memory the runner itself needs beyond the guest's limit, for the `RLIMIT_DATA` backstop:
+/// heap, thread stacks, wasmtime's and wasmtime-wasi's own state.
+const RUNTIME_DATA_ALLOWANCE: u64 = 192 << 20;
 
-/// Extra syscalls for guests that were granted directories (wasmtime-wasi reaches files through
-/// cap-std, relative to the preopened directory fds).
-#[cfg(target_arch = "x86_64")]
-const FILE_ACCESS: &[i64] = &[
-    libc::SYS_openat,
-    libc::SYS_openat2,
-    libc::SYS_getdents64,
-    libc::SYS_readlinkat,
-    libc::SYS_fstatfs,
-    libc::SYS_fsync,
-    libc::SYS_fdatasync,
-    libc::SYS_ftruncate,
-    libc::SYS_fallocate,
-    libc::SYS_fadvise64,
-    libc::SYS_utimensat,
-    libc::SYS_mkdirat,
-    libc::SYS_unlinkat,
-    libc::SYS_renameat,
-    libc::SYS_renameat2,
-    libc::SYS_linkat,
-    libc::SYS_symlinkat,
-    libc::SYS_dup,
-    libc::SYS_dup3,
-];
+/// Compiling takes memory in proportion to the module (Cranelift's IR, the artifact being
+/// built): this many bytes per byte of module, on top of [`RUNTIME_DATA_ALLOWANCE`].
+const COMPILE_DATA_PER_MODULE_BYTE: u64 = 24;
+
+/// The `RLIMIT_DATA` in force, for the `SIGABRT` handler's report.
+static DATA_LIMIT: AtomicU64 = AtomicU64::new(0);
 
 /// Closes every fd above stdio, whatever the parent leaked to us (the control socket arrives as
 /// fd 0 and is moved to fd 3 afterwards).
@@ -104,44 +54,206 @@ pub(super) fn close_fds_from(first: i32) {
     }
 }
 
-/// Applies rlimits, `no_new_privs` and the seccomp filter to the whole process.
-pub(super) fn apply(config: &RunnerConfig) -> Result<(), String> {
+/// Step 1: rlimits, `no_new_privs`, capabilities, Landlock. Must run while the runner has one
+/// thread. Returns the Landlock ABI that was enforced, if any.
+pub(super) fn lock_down_files(config: &RunnerConfig, module_len: u64) -> Result<Option<i32>, String> {
     use rustix::process::{Resource, Rlimit, setrlimit};
     let zero = Rlimit { current: Some(0), maximum: Some(0) };
     setrlimit(Resource::Core, zero).map_err(|e| format!("RLIMIT_CORE: {e}"))?;
     // No RLIMIT_FSIZE: the guest's stdout may legitimately be a regular file (`wasmpipe run >
     // out`), and the limit would kill the runner with SIGXFSZ on its first write.
+    let data = data_limit(config, module_len);
+    setrlimit(Resource::Data, Rlimit { current: Some(data), maximum: Some(data) })
+        .map_err(|e| format!("RLIMIT_DATA: {e}"))?;
+    DATA_LIMIT.store(data, Ordering::Relaxed);
     rustix::thread::set_no_new_privs(true).map_err(|e| format!("no_new_privs: {e}"))?;
-    apply_seccomp(config)
+    drop_capabilities()?;
+    landlock(config)
 }
 
-/// The syscall allowlist is written against x86_64's syscall table.
-#[cfg(target_arch = "x86_64")]
-fn apply_seccomp(config: &RunnerConfig) -> Result<(), String> {
-    let mut allowed: Vec<i64> = ALWAYS_ALLOWED.to_vec();
-    if !config.dirs.is_empty() {
-        allowed.extend_from_slice(FILE_ACCESS);
+/// The process-wide backstop under the memory limit: wasmtime reserves address space with
+/// `PROT_NONE` (which `RLIMIT_DATA` does not count) and makes it writable as memories and
+/// tables grow (which it does count), so this holds even if wasmtime's own accounting fails.
+fn data_limit(config: &RunnerConfig, module_len: u64) -> u64 {
+    let compiling = matches!(config.module, crate::protocol::ModuleSource::Wasm { .. });
+    let compile = if compiling { module_len.saturating_mul(COMPILE_DATA_PER_MODULE_BYTE) } else { 0 };
+    config.limits.memory_limit().saturating_add(RUNTIME_DATA_ALLOWANCE).saturating_add(compile)
+}
+
+/// Drops every capability (a host running as root would otherwise hand them all to the runner):
+/// the bounding and ambient sets first, then the effective, permitted and inheritable ones.
+fn drop_capabilities() -> Result<(), String> {
+    use rustix::thread::{CapabilitySet, CapabilitySets, capabilities, set_capabilities};
+    let held = capabilities(None).map_err(|e| format!("capget: {e}"))?;
+    if held.permitted.is_empty() && held.effective.is_empty() && held.inheritable.is_empty() {
+        return Ok(());
     }
-    let program = filter(&allowed)?;
+    let _ = rustix::thread::clear_ambient_capability_set();
+    if held.effective.contains(CapabilitySet::SETPCAP) {
+        for bit in 0..64u32 {
+            // SAFETY: PR_CAPBSET_DROP takes a capability number; unknown ones fail with EINVAL.
+            unsafe { libc::prctl(libc::PR_CAPBSET_DROP, bit as libc::c_ulong, 0, 0, 0) };
+        }
+    }
+    let none = CapabilitySets {
+        effective: CapabilitySet::empty(),
+        permitted: CapabilitySet::empty(),
+        inheritable: CapabilitySet::empty(),
+    };
+    set_capabilities(None, none).map_err(|e| format!("capset: {e}"))
+}
+
+/// A Landlock domain: file access only beneath the grants, signals and abstract unix sockets
+/// only within the sandbox. Best effort on older kernels (the other walls stand alone).
+fn landlock(config: &RunnerConfig) -> Result<Option<i32>, String> {
+    use landlock::{
+        ABI, Access, AccessFs, LandlockStatus, Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope,
+        path_beneath_rules,
+    };
+    let abi = ABI::V6;
+    let error = |e: landlock::RulesetError| format!("landlock: {e}");
+    let read_only = config.dirs.iter().filter(|grant| !grant.writable).map(|grant| &grant.host);
+    let writable = config.dirs.iter().filter(|grant| grant.writable).map(|grant| &grant.host);
+    let status = Ruleset::default()
+        .handle_access(AccessFs::from_all(abi))
+        .map_err(error)?
+        .scope(Scope::Signal | Scope::AbstractUnixSocket)
+        .map_err(error)?
+        .create()
+        .map_err(error)?
+        .add_rules(path_beneath_rules(read_only, AccessFs::from_read(abi)))
+        .map_err(error)?
+        .add_rules(path_beneath_rules(writable, AccessFs::from_all(abi)))
+        .map_err(error)?
+        .restrict_self()
+        .map_err(error)?;
+    Ok(match (status.ruleset, status.landlock) {
+        (RulesetStatus::NotEnforced, _) => None,
+        (_, LandlockStatus::Available { effective_abi, .. }) => Some(effective_abi as i32),
+        _ => None,
+    })
+}
+
+/// Step 2: the seccomp allowlist, on every thread. Installs the `SIGSYS` reporter first.
+#[cfg(target_arch = "x86_64")]
+pub(super) fn apply_syscall_filter(_config: &RunnerConfig) -> Result<(), String> {
+    install_reporters();
+    let program = filter::allowlist(rustix::process::getpid().as_raw_nonzero().get())?;
     seccompiler::apply_filter_all_threads(&program).map_err(|e| format!("seccomp: {e}"))
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-fn apply_seccomp(_config: &RunnerConfig) -> Result<(), String> {
+pub(super) fn apply_syscall_filter(_config: &RunnerConfig) -> Result<(), String> {
     Ok(())
 }
 
+/// Step 3, once the module is loaded: no new executable mappings, ever, and no path-taking
+/// calls at all for a guest without directories.
 #[cfg(target_arch = "x86_64")]
-fn filter(allowed: &[i64]) -> Result<BpfProgram, String> {
-    let rules: BTreeMap<i64, Vec<seccompiler::SeccompRule>> = allowed.iter().map(|&nr| (nr, Vec::new())).collect();
-    let arch: TargetArch = std::env::consts::ARCH.try_into().map_err(|e| format!("seccomp: {e:?}"))?;
-    let filter = SeccompFilter::new(rules, SeccompAction::KillProcess, SeccompAction::Allow, arch)
-        .map_err(|e| format!("seccomp filter: {e}"))?;
-    filter.try_into().map_err(|e: seccompiler::BackendError| format!("seccomp program: {e}"))
+pub(super) fn forbid_new_code(config: &RunnerConfig) -> Result<(), String> {
+    let program = filter::after_load(!config.dirs.is_empty())?;
+    seccompiler::apply_filter_all_threads(&program).map_err(|e| format!("seccomp: {e}"))
 }
 
-/// Test hook: a syscall outside the allowlist (`socket`), which must kill the runner.
-pub(super) fn make_forbidden_syscall() {
-    // SAFETY: creating a socket has no memory-safety implications; the filter kills us first.
-    unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) };
+#[cfg(not(target_arch = "x86_64"))]
+pub(super) fn forbid_new_code(_config: &RunnerConfig) -> Result<(), String> {
+    Ok(())
+}
+
+/// Hardening for a zygote, right after it made its engines: `no_new_privs` and a filter that
+/// forbids what neither a zygote nor a runner before its own lock-down ever does (exec, the
+/// network, tracing, kernel keyrings, mounts...). It loads cache entries under it.
+#[cfg(target_arch = "x86_64")]
+pub(super) fn harden_zygote() -> Result<(), String> {
+    rustix::thread::set_no_new_privs(true).map_err(|e| format!("no_new_privs: {e}"))?;
+    install_reporters();
+    let program = filter::zygote()?;
+    seccompiler::apply_filter(&program).map_err(|e| format!("seccomp: {e}"))
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+pub(super) fn harden_zygote() -> Result<(), String> {
+    rustix::thread::set_no_new_privs(true).map_err(|e| format!("no_new_privs: {e}"))
+}
+
+/// Installs the `SIGSYS` and `SIGABRT` handlers that put a verdict on the control socket.
+fn install_reporters() {
+    // SAFETY: plain sigaction calls installing async-signal-safe handlers.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = on_sigsys as *const () as usize;
+        action.sa_flags = libc::SA_SIGINFO;
+        libc::sigaction(libc::SIGSYS, &action, std::ptr::null_mut());
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = on_sigabrt as *const () as usize;
+        action.sa_flags = libc::SA_RESETHAND;
+        libc::sigaction(libc::SIGABRT, &action, std::ptr::null_mut());
+    }
+}
+
+/// `SIGSYS` from the filter: report the syscall number, exit. Async-signal-safe: formats into
+/// a stack buffer and makes only `write` and `exit_group`.
+extern "C" fn on_sigsys(_signal: libc::c_int, info: *mut libc::siginfo_t, _context: *mut libc::c_void) {
+    // SAFETY: for SIGSYS the kernel fills `_sigsys`, whose `_syscall` (an int) follows the
+    // three int header fields, padding and the `_call_addr` pointer: offset 24 on 64-bit Linux.
+    let nr = unsafe { *(info as *const u8).add(24).cast::<libc::c_int>() };
+    let mut buffer = [0u8; 96];
+    let len = compose(&mut buffer, &[b"{\"outcome\":\"forbidden_syscall\",\"nr\":"], i64::from(nr));
+    super::report_raw(&buffer[..len], 128 + libc::SIGSYS);
+}
+
+/// `SIGABRT`: in a runner this is the allocator failing under `RLIMIT_DATA` (Rust aborts on
+/// allocation failure), reported as running out of memory.
+extern "C" fn on_sigabrt(_signal: libc::c_int) {
+    let mut buffer = [0u8; 96];
+    let limit = DATA_LIMIT.load(Ordering::Relaxed) as i64;
+    let len = compose(&mut buffer, &[b"{\"outcome\":\"out_of_memory\",\"limit\":"], limit);
+    super::report_raw(&buffer[..len], 134);
+}
+
+/// Writes `prefix`, `number` and a closing brace into `buffer`; returns the length.
+fn compose(buffer: &mut [u8], prefix: &[&[u8]], number: i64) -> usize {
+    let mut len = 0;
+    for part in prefix {
+        buffer[len..len + part.len()].copy_from_slice(part);
+        len += part.len();
+    }
+    let mut digits = [0u8; 20];
+    let mut n = number.unsigned_abs();
+    let mut count = 0;
+    loop {
+        digits[count] = b'0' + (n % 10) as u8;
+        count += 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if number < 0 {
+        buffer[len] = b'-';
+        len += 1;
+    }
+    for digit in digits[..count].iter().rev() {
+        buffer[len] = *digit;
+        len += 1;
+    }
+    buffer[len] = b'}';
+    len + 1
+}
+
+/// The control socket's raw fd, for the signal handlers.
+pub(super) const REPORT_FD: i32 = CONTROL_FD;
+
+#[cfg(target_arch = "x86_64")]
+mod filter;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn verdicts_composed_in_a_signal_handler_parse() {
+        let mut buffer = [0u8; 96];
+        let len = super::compose(&mut buffer, &[b"{\"outcome\":\"forbidden_syscall\",\"nr\":"], 328);
+        let verdict = crate::protocol::decode_verdict(&buffer[..len]).unwrap();
+        assert_eq!(verdict, crate::protocol::Verdict::ForbiddenSyscall { nr: 328 });
+    }
 }

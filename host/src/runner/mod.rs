@@ -9,10 +9,13 @@
 //! The control socket arrives as fd 0 and the guest's stdin follows over it; the runner moves
 //! them to fds 3 and 0 (a runner forked by a [`zygote`] gets all four in place instead).
 //!
-//! Then, in order: close every fd but 0–3; read the config from the control socket (fd 3);
-//! start the watchman (timeout, parent death) and the timer driver (see [`threads`]); compile or
-//! load the module through the cache; build the WASI context; instantiate; harden the process
-//! (rlimits, no_new_privs, seccomp); run `_start`; send the verdict on fd 3; `_exit`.
+//! Then, in order: close every fd but 0–3; read the config and the module (or a verified
+//! compiled artifact) from the control socket (fd 3); lock the process down (rlimits,
+//! no_new_privs, capabilities, Landlock: see [`harden`]); start the watchman (timeout, parent
+//! death) and the timer driver (see [`threads`]); open the granted directories; apply the
+//! seccomp filter; only then parse and compile or deserialize the module (sending a fresh
+//! artifact back for the parent's cache); forbid new executable mappings; instantiate; run
+//! `_start`; send the verdict on fd 3; `_exit`.
 
 mod guest;
 mod harden;
@@ -25,6 +28,7 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::FromRawFd;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 /// The control socket, shared by whoever reports the verdict first (main thread or watchman).
@@ -100,32 +104,49 @@ fn take_control_and_stdin() -> Result<File, String> {
 fn run(mut control: File) -> Result<Verdict, String> {
     let started = Instant::now();
     let config = protocol::read_config(&mut control).map_err(|e| format!("cannot read the runner config: {e}"))?;
-    let inline_module = match config.module {
-        ModuleSource::Inline { len, .. } => {
-            // Sized up front: growing from empty costs a dozen small reads for a typical module.
-            let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0).min(1 << 30));
-            (&mut control).take(len).read_to_end(&mut bytes).map_err(|e| format!("cannot receive the module: {e}"))?;
-            Some(bytes)
-        }
-        ModuleSource::Path(_) | ModuleSource::Preloaded { .. } => None,
-    };
-    *CONTROL.lock().unwrap() = Some(control);
+    let bytes = receive_module(&mut control, &config.module)?;
+    *CONTROL.lock().unwrap_or_else(|e| e.into_inner()) = Some(control);
+    let compiling = matches!(config.module, ModuleSource::Wasm { .. });
+    // SAFETY: getppid has no preconditions; asked now, since the filter does not allow it later.
+    let parent = unsafe { libc::getppid() };
 
+    // The wall goes up before any untrusted byte is parsed. First, while this is the only
+    // thread: rlimits, no_new_privs, capabilities, Landlock (which binds threads started later).
+    let landlock =
+        harden::lock_down_files(&config, bytes.len() as u64).map_err(|e| format!("cannot harden the runner: {e}"))?;
+    send_frame(protocol::FRAME_HARDENED, &[landlock.map_or(0, |abi| abi as u8)]);
     let mut starting = threads::Starting::default();
     let engine = engine(config.limits.fuel_limit().is_some())?;
-    // Compilation counts against the timeout: an untrusted module may be built to compile slowly.
+    // Compilation counts against the timeout, and has a limit of its own: an untrusted module
+    // may be built to compile slowly.
     let timeout = config.limits.timeout_limit().map(|limit| (started + limit, limit));
-    threads::start_watchman(&mut starting, engine.clone(), timeout);
+    let compile_limit = compiling.then(|| config.limits.compile_timeout_limit()).flatten();
+    threads::start_watchman(
+        &mut starting,
+        engine.clone(),
+        timeout,
+        compile_limit.map(|limit| (started + limit, limit)),
+    );
     let wasi_runtime = wasi_runtime(&mut starting)?;
+    if compiling {
+        guest::start_compiler_threads();
+    }
+    // Granted directories are opened now, inside the Landlock domain that allows exactly them.
+    let wasi = guest::wasi_context(&config).map_err(|message| Verdict::Failed { message });
+    starting.wait();
+    harden::apply_syscall_filter(&config).map_err(|e| format!("cannot harden the runner: {e}"))?;
 
-    let module = match guest::compile(&engine, &config, inline_module) {
+    // Under the filter from here on: parse, compile or deserialize.
+    let module = match guest::load(&engine, &config, bytes) {
         Ok(module) => module,
         Err(verdict) => return Ok(verdict),
     };
+    threads::compiled();
     if config.compile_only {
         return Ok(Verdict::Exited { code: 0 });
     }
-    let prepared = match guest::prepare(engine, module, &config) {
+    harden::forbid_new_code(&config).map_err(|e| format!("cannot harden the runner: {e}"))?;
+    let prepared = match wasi.and_then(|wasi| guest::prepare(engine, module, &config, wasi)) {
         Ok(prepared) => prepared,
         Err(verdict) => return Ok(verdict),
     };
@@ -134,24 +155,53 @@ fn run(mut control: File) -> Result<Verdict, String> {
         Ok(ready) => ready,
         Err(verdict) => return Ok(verdict),
     };
-    starting.wait();
-    harden::apply(&config).map_err(|e| format!("cannot harden the runner: {e}"))?;
-    if config.forbidden_syscall_after_hardening {
-        harden::make_forbidden_syscall();
+    if !config.probes.is_empty() {
+        return Ok(Verdict::Probed { results: config.probes.iter().map(|probe| probe.run(parent)).collect() });
     }
     Ok(prepared.run())
+}
+
+/// Reads the module (or its compiled artifact) that follows the config; the parent always
+/// sends it, so the runner opens no file to get it.
+fn receive_module(control: &mut File, source: &ModuleSource) -> Result<Vec<u8>, String> {
+    let len = match source {
+        ModuleSource::Wasm { len } | ModuleSource::Compiled { len } => *len,
+        ModuleSource::Preloaded { .. } => return Ok(Vec::new()),
+    };
+    // Sized up front: growing from empty costs a dozen small reads for a typical module.
+    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0).min(1 << 30));
+    control.take(len).read_to_end(&mut bytes).map_err(|e| format!("cannot receive the module: {e}"))?;
+    if bytes.len() as u64 != len {
+        return Err(format!("the module was cut short: {} of {len} bytes", bytes.len()));
+    }
+    Ok(bytes)
+}
+
+/// Sends a compiled artifact to the parent, which stores it in the cache.
+pub(crate) fn send_artifact(artifact: &[u8]) {
+    send_frame(protocol::FRAME_ARTIFACT, artifact);
+}
+
+/// Sends one frame that is not the verdict.
+fn send_frame(tag: u8, payload: &[u8]) {
+    let mut control = CONTROL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(socket) = control.as_mut() {
+        let header = protocol::frame_header(tag, payload.len() as u32);
+        let _ = socket.write_all(&header).and_then(|()| socket.write_all(payload));
+    }
 }
 
 /// Engines a zygote made before forking this runner, indexed by "fuel enabled". Runners started
 /// by exec have none and make their own.
 static PREPARED_ENGINES: std::sync::OnceLock<[wasmtime::Engine; 2]> = std::sync::OnceLock::new();
 
-/// Modules a zygote loaded from the cache before forking this runner, by (digest, fuel).
-static PRELOADED: std::sync::Mutex<Vec<([u8; 32], bool, wasmtime::Module)>> = std::sync::Mutex::new(Vec::new());
+/// Modules a zygote loaded before forking this runner: (digest, fuel, module, artifact bytes).
+type Preloaded = Vec<([u8; 32], bool, wasmtime::Module, usize)>;
+static PRELOADED: std::sync::Mutex<Preloaded> = std::sync::Mutex::new(Vec::new());
 
 fn preloaded(digest: &[u8; 32], fuel: bool) -> Option<wasmtime::Module> {
     let preloaded = PRELOADED.lock().unwrap_or_else(|e| e.into_inner());
-    preloaded.iter().find(|(d, f, _)| d == digest && *f == fuel).map(|(_, _, module)| module.clone())
+    preloaded.iter().find(|(d, f, ..)| d == digest && *f == fuel).map(|(_, _, module, _)| module.clone())
 }
 
 fn engine(fuel: bool) -> Result<wasmtime::Engine, String> {
@@ -179,10 +229,15 @@ fn wasi_runtime(starting: &mut threads::Starting) -> Result<&'static tokio::runt
     Ok(handle)
 }
 
+/// Whether a verdict was sent (or is being sent): there is exactly one per run, whoever
+/// reports first (the main thread, the watchman, or a signal handler).
+static REPORTED: AtomicBool = AtomicBool::new(false);
+
 /// Sends the verdict (first caller wins) and exits with its status.
 pub(crate) fn report_and_exit(verdict: &Verdict) -> ! {
     let mut control = CONTROL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    if let Some(mut socket) = control.take() {
+    let first = !REPORTED.swap(true, Ordering::SeqCst);
+    if let (true, Some(mut socket)) = (first, control.take()) {
         let _ = socket.write_all(&protocol::encode_verdict(verdict));
     } else if let Verdict::Failed { message } = verdict {
         // No control socket yet: stderr is the only way left to say why.
@@ -193,5 +248,20 @@ pub(crate) fn report_and_exit(verdict: &Verdict) -> ! {
     unsafe { libc::_exit(verdict.exit_status()) }
 }
 
-#[cfg(test)]
+/// [`report_and_exit`] for signal handlers: `json` is a verdict, written with one raw `write`
+/// and no locks or allocation.
+pub(crate) fn report_raw(json: &[u8], status: i32) -> ! {
+    if !REPORTED.swap(true, Ordering::SeqCst) {
+        let mut frame = [0u8; 128];
+        let len = json.len().min(frame.len() - protocol::FRAME_HEADER_LEN);
+        frame[..protocol::FRAME_HEADER_LEN]
+            .copy_from_slice(&protocol::frame_header(protocol::FRAME_VERDICT, len as u32));
+        frame[protocol::FRAME_HEADER_LEN..][..len].copy_from_slice(&json[..len]);
+        // SAFETY: write and _exit are async-signal-safe; the buffer is a local.
+        unsafe { libc::write(harden::REPORT_FD, frame.as_ptr().cast(), protocol::FRAME_HEADER_LEN + len) };
+    }
+    // SAFETY: as in `report_and_exit`.
+    unsafe { libc::_exit(status) }
+}
+
 pub(crate) use guest::engine_for;

@@ -18,6 +18,7 @@ use super::{CONTROL_FD, report_and_exit};
 use crate::protocol::Verdict;
 use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::fd::BorrowedFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, sync_channel};
 use std::time::{Duration, Instant};
 
@@ -54,17 +55,45 @@ impl Starting {
     }
 }
 
-/// Starts the watchman: parent-death detection, and the timeout (`deadline`, `limit`) if any.
-pub(super) fn start_watchman(starting: &mut Starting, engine: wasmtime::Engine, timeout: Option<(Instant, Duration)>) {
+/// Set once the module is compiled or loaded: the compile deadline no longer applies.
+static COMPILED: AtomicBool = AtomicBool::new(false);
+
+/// Tells the watchman that compilation is over.
+pub(super) fn compiled() {
+    COMPILED.store(true, Ordering::Release);
+}
+
+/// Starts the watchman: parent-death detection, the timeout (`deadline`, `limit`) if any, and
+/// the compile deadline while the module is still compiling.
+pub(super) fn start_watchman(
+    starting: &mut Starting,
+    engine: wasmtime::Engine,
+    timeout: Option<(Instant, Duration)>,
+    compile: Option<(Instant, Duration)>,
+) {
     starting.spawn(move || {
         let mut deadline = timeout.map(|(at, _)| at);
         let mut interrupted = false;
         loop {
-            if parent_gone_before(deadline) {
+            let compile_pending = compile.filter(|_| !COMPILED.load(Ordering::Acquire));
+            let wake = match (deadline, compile_pending) {
+                (Some(at), Some((compile_at, _))) => Some(at.min(compile_at)),
+                (at, compile_at) => at.or(compile_at.map(|(at, _)| at)),
+            };
+            if parent_gone_before(wake) {
                 // SAFETY: _exit is async-signal-safe and skips destructors, which may hold locks.
                 unsafe { libc::_exit(PARENT_GONE_STATUS) };
             }
+            if let Some((compile_at, limit)) = compile_pending
+                && Instant::now() >= compile_at
+                && !COMPILED.load(Ordering::Acquire)
+            {
+                report_and_exit(&Verdict::CompileTimeout { limit });
+            }
             let Some((_, limit)) = timeout else { continue };
+            if deadline.is_some_and(|at| Instant::now() < at) {
+                continue;
+            }
             if interrupted {
                 report_and_exit(&Verdict::Timeout { limit });
             }

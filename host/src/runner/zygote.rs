@@ -9,10 +9,12 @@
 //! The child puts the fds at 0–3 and continues as a normal runner: config from the control
 //! socket, the module through the cache, hardening, the guest.
 //!
-//! It never sees module bytes: untrusted input is only ever handled in a runner. It does load
-//! compiled modules from the cache (checksummed artifacts that runners compiled) when a request
-//! names one, so that its runners start with the module already in memory. It must stay single-threaded, because `clone` copies only the calling thread; wasmtime
-//! engines start no threads of their own.
+//! It never sees module bytes: untrusted input is only ever handled in a runner. It does keep
+//! compiled modules that the host sends it (cache entries whose MAC the host verified) when a
+//! request names one, so that its runners start with the module already in memory; it
+//! deserializes them under its own seccomp filter (see `harden::harden_zygote`), applied before
+//! the first request. It must stay single-threaded, because `clone` copies only the calling
+//! thread; wasmtime engines start no threads of their own.
 //!
 //! The raw `clone` syscall (glibc has no `fork` with `CLONE_PARENT`) skips glibc's fork
 //! handlers. That is sound here: with one thread, no lock can be held by another thread at the
@@ -20,10 +22,9 @@
 //! the (now stale) cached one.
 
 use super::{PRELOADED, PREPARED_ENGINES, guest, harden, run_to_verdict};
-use crate::cache;
-use crate::protocol::{self, CONTROL_FD, PreloadHint};
+use crate::protocol::{self, CONTROL_FD, PreloadHint, ZYGOTE_SEND_ARTIFACT};
 use std::fs::File;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
 
 /// The zygote's end of its socket to the host: its initial stdin, as for runners.
@@ -31,6 +32,9 @@ const SOCKET_FD: i32 = 0;
 
 /// How many compiled modules a zygote keeps loaded.
 const MAX_PRELOADED: usize = 16;
+
+/// How many bytes of compiled modules a zygote keeps loaded.
+const MAX_PRELOADED_BYTES: usize = 256 << 20;
 
 pub(super) fn serve() -> ! {
     // SAFETY: first thing in a single-threaded process, as in `run_and_exit`.
@@ -42,6 +46,10 @@ pub(super) fn serve() -> ! {
         }
         (Err(message), _) | (_, Err(message)) => exit_with(&message),
     }
+    // Before it loads a single cache entry.
+    if let Err(message) = harden::harden_zygote() {
+        exit_with(&format!("cannot harden the zygote: {message}"));
+    }
     // SAFETY: fd 0 is the zygote's socket, owned by this function for the life of the process.
     let mut socket = unsafe { File::from_raw_fd(SOCKET_FD) };
     loop {
@@ -52,7 +60,10 @@ pub(super) fn serve() -> ! {
             Ok(_) => exit_with("a fork request must carry exactly four fds"),
             Err(e) => exit_with(&format!("cannot receive a fork request: {e}")),
         };
-        let preloaded = serde_json::from_slice::<PreloadHint>(&payload).is_ok_and(|hint| preload(&hint));
+        let preloaded = match serde_json::from_slice::<PreloadHint>(&payload) {
+            Ok(hint) => preload(&mut socket, &hint),
+            Err(_) => false,
+        };
         // SAFETY: a raw clone with a null stack behaves like fork; see the module docs for why
         // skipping glibc's fork handlers is sound in this single-threaded process.
         let pid = unsafe { libc::syscall(libc::SYS_clone, libc::CLONE_PARENT | libc::SIGCHLD, 0, 0, 0, 0) };
@@ -71,28 +82,41 @@ pub(super) fn serve() -> ! {
     }
 }
 
-/// Makes sure the module the hint names is loaded, from the cache only; whether it now is.
-///
-/// Loading a cache entry is not handling untrusted bytes: entries are checksummed artifacts that
-/// runners compiled. A module missing from the cache is left to the runner, which compiles it
-/// (and stores it, so the next fork finds it here).
-fn preload(hint: &PreloadHint) -> bool {
+/// Makes sure the module the hint names is loaded; whether it now is. A module not held yet is
+/// asked for: the host answers with its verified cache entry (or nothing), which is
+/// deserialized here, under the zygote's filter.
+fn preload(socket: &mut File, hint: &PreloadHint) -> bool {
     if super::preloaded(&hint.digest, hint.fuel).is_some() {
         return true;
     }
-    let Some(engines) = PREPARED_ENGINES.get() else { return false };
-    match cache::cached_module(&engines[usize::from(hint.fuel)], &hint.digest, &hint.cache_dir) {
-        Some(module) => {
-            let mut preloaded = PRELOADED.lock().unwrap_or_else(|e| e.into_inner());
-            // Bounded: a long-lived zygote serving many modules keeps the most recent ones.
-            if preloaded.len() >= MAX_PRELOADED {
-                preloaded.remove(0);
-            }
-            preloaded.push((hint.digest, hint.fuel, module));
-            true
-        }
-        None => false,
+    let mut ask = [0u8; 5];
+    ask[4] = ZYGOTE_SEND_ARTIFACT;
+    let mut len = [0u8; 8];
+    if socket.write_all(&ask).and_then(|()| socket.read_exact(&mut len)).is_err() {
+        unsafe { libc::_exit(0) };
     }
+    let len = u64::from_le_bytes(len);
+    let mut artifact = Vec::with_capacity(usize::try_from(len).unwrap_or(0).min(MAX_PRELOADED_BYTES));
+    if (&mut *socket).take(len).read_to_end(&mut artifact).is_err() || artifact.len() as u64 != len {
+        unsafe { libc::_exit(0) };
+    }
+    if artifact.is_empty() || artifact.len() > MAX_PRELOADED_BYTES {
+        return false;
+    }
+    let Some(engines) = PREPARED_ENGINES.get() else { return false };
+    // SAFETY: the host verified the entry's MAC: a runner of this user's compiled it, with this
+    // engine configuration (part of the entry's name).
+    let Ok(module) = (unsafe { wasmtime::Module::deserialize(&engines[usize::from(hint.fuel)], &artifact) }) else {
+        return false;
+    };
+    let mut preloaded = PRELOADED.lock().unwrap_or_else(|e| e.into_inner());
+    preloaded.push((hint.digest, hint.fuel, module, artifact.len()));
+    // Bounded in count and in bytes: a long-lived zygote keeps the most recent modules.
+    while preloaded.len() > MAX_PRELOADED || preloaded.iter().map(|entry| entry.3).sum::<usize>() > MAX_PRELOADED_BYTES
+    {
+        preloaded.remove(0);
+    }
+    true
 }
 
 /// In the cloned child: fds into place, then the normal runner path.

@@ -1,0 +1,295 @@
+//! The on-disk cache of compiled modules, kept by the parent.
+//!
+//! Compiling a large module takes seconds; loading its compiled form takes milliseconds. But a
+//! compiled artifact is machine code that will run, so the cache only ever loads what this
+//! user's own runners compiled:
+//!
+//! - entries carry a BLAKE3 MAC keyed with a per-user secret kept outside the cache directory
+//!   ([`key`]), over the entry's name (module digest and engine configuration) and the artifact.
+//!   Whoever can write the directory but not read the key cannot make a valid entry, nor pass
+//!   one module's entry off as another's;
+//! - the directory is created `0700` and entries `0600`; a directory, ancestor or entry that
+//!   someone else owns or can write is refused, as ssh refuses such files ([`trust`]);
+//! - entries are opened with `O_NOFOLLOW` and written under random names with
+//!   `O_EXCL|O_NOFOLLOW`, then renamed into place;
+//! - only the parent reads and writes the directory and holds the key. A runner gets a verified
+//!   artifact over its control socket, or compiles and sends the artifact back for the parent
+//!   to store. Runners cannot reach the cache directory at all.
+//!
+//! The cache is bounded in bytes ([`DEFAULT_CACHE_MAX_BYTES`]); storing an entry evicts the
+//! least recently used ones beyond that.
+
+pub(crate) mod key;
+mod trust;
+
+use rustix::fd::OwnedFd;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// Marks an entry written by this code; bump the version when the layout changes.
+const MAGIC: &[u8; 16] = b"wasmpipe-cwasm-3";
+const HEADER_LEN: usize = MAGIC.len() + 32;
+
+/// Temporary files being written start with this; stale ones are removed by eviction.
+const TEMP_PREFIX: &str = ".tmp-";
+
+/// The default bound on the cache directory's total size: 1 GiB.
+pub const DEFAULT_CACHE_MAX_BYTES: u64 = 1 << 30;
+
+/// Verified artifacts kept in this process's memory, so repeated spawns of one module skip the
+/// read and the MAC: at most this many bytes.
+const MEMO_MAX_BYTES: usize = 64 << 20;
+
+/// The default cache directory: `$WASMPIPE_CACHE_DIR`, else `$XDG_CACHE_HOME/wasmpipe`, else
+/// `~/.cache/wasmpipe`. `None` when none of these variables is set.
+///
+/// The per-user key that authenticates its entries lives elsewhere, at
+/// [`cache_key_path`](crate::cache_key_path).
+pub fn default_cache_dir() -> Option<PathBuf> {
+    let var = |name| std::env::var_os(name).filter(|value| !value.is_empty()).map(PathBuf::from);
+    var("WASMPIPE_CACHE_DIR")
+        .or_else(|| var("XDG_CACHE_HOME").map(|dir| dir.join("wasmpipe")))
+        .or_else(|| var("HOME").map(|home| home.join(".cache").join("wasmpipe")))
+}
+
+/// The digest that identifies a module's bytes in the cache.
+pub(crate) fn module_digest(bytes: &[u8]) -> [u8; 32] {
+    *blake3::hash(bytes).as_bytes()
+}
+
+/// Names one entry: the module's digest and the engine configuration's compatibility hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct EntryName {
+    module: [u8; 32],
+    engine: u64,
+}
+
+impl EntryName {
+    /// The entry for `module` compiled by a runner engine with or without fuel.
+    pub(crate) fn new(module: [u8; 32], fuel: bool) -> Self {
+        Self { module, engine: engine_hash(fuel) }
+    }
+
+    fn file_name(&self) -> String {
+        format!("{}-{:016x}.cwasm", hex(&self.module), self.engine)
+    }
+}
+
+/// The compatibility hash of the runners' engine (same binary, same configuration): covers the
+/// wasmtime version, the target and every setting that changes the code.
+fn engine_hash(fuel: bool) -> u64 {
+    use std::hash::{Hash, Hasher};
+    static HASHES: OnceLock<[u64; 2]> = OnceLock::new();
+    HASHES.get_or_init(|| {
+        [false, true].map(|fuel| {
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            match crate::runner::engine_for(fuel) {
+                Ok(engine) => engine.precompile_compatibility_hash().hash(&mut hasher),
+                // No engine, no runner either: whatever is stored under this name never loads.
+                Err(message) => message.hash(&mut hasher),
+            }
+            hasher.finish()
+        })
+    })[usize::from(fuel)]
+}
+
+/// What happened to an artifact offered to the cache.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CacheOutcome {
+    /// The compiled module is now in the cache, at this path.
+    Stored(PathBuf),
+    /// The cache already held it; nothing was compiled.
+    AlreadyCached(PathBuf),
+    /// Nothing was stored, for this reason (an untrusted directory, an entry over the size cap,
+    /// a write error, or no cache configured).
+    NotStored(String),
+}
+
+/// An opened, trusted cache directory and the key for its entries.
+#[derive(Debug)]
+pub(crate) struct Cache {
+    dir: OwnedFd,
+    path: PathBuf,
+    key: key::Key,
+    max_bytes: u64,
+}
+
+impl Cache {
+    /// Opens (creating it if missing) the cache at `path`, with the key at `key_path`.
+    ///
+    /// # Errors
+    ///
+    /// The directory, an ancestor, or the key is not this user's alone (see [`trust`]), or
+    /// cannot be created.
+    pub(crate) fn open(path: &Path, key_path: Option<&Path>, max_bytes: u64) -> io::Result<Cache> {
+        let key_path = key_path
+            .map(Path::to_path_buf)
+            .or_else(key::key_path)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no place for the cache key: set HOME"))?;
+        let key = key::load_or_create(&key_path)?;
+        let dir = trust::open_private_dir(path)?;
+        Ok(Cache { dir, path: std::path::absolute(path)?, key, max_bytes })
+    }
+
+    /// The directory.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Largest artifact the cache takes.
+    pub(crate) fn max_entry_bytes(&self) -> u64 {
+        self.max_bytes.saturating_sub(HEADER_LEN as u64)
+    }
+
+    /// The verified artifact stored under `name`, if there is one.
+    pub(crate) fn load(&self, name: &EntryName) -> Option<Arc<[u8]>> {
+        if let Some(artifact) = memo_get(&self.path, name) {
+            return Some(artifact);
+        }
+        let file_name = name.file_name();
+        let (file, stat) = trust::open_private_file(&self.dir, &self.path, &file_name).ok()?;
+        if u64::try_from(stat.st_size).ok()? > self.max_bytes {
+            return None;
+        }
+        let mut contents = Vec::with_capacity(stat.st_size as usize);
+        std::fs::File::from(file).take(self.max_bytes).read_to_end(&mut contents).ok()?;
+        let artifact = self.verified(name, &contents)?;
+        // Mark it recently used for eviction (entries are ours, so this is allowed).
+        let _ = rustix::fs::utimensat(
+            &self.dir,
+            file_name.as_str(),
+            &rustix::fs::Timestamps { last_access: now(), last_modification: now() },
+            rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+        );
+        let artifact: Arc<[u8]> = artifact.into();
+        memo_put(&self.path, *name, artifact.clone());
+        Some(artifact)
+    }
+
+    fn mac(&self, name: &EntryName, artifact: &[u8]) -> blake3::Hash {
+        let mut mac = blake3::Hasher::new_keyed(&self.key);
+        mac.update(MAGIC).update(name.file_name().as_bytes()).update(artifact);
+        mac.finalize()
+    }
+
+    fn verified<'a>(&self, name: &EntryName, contents: &'a [u8]) -> Option<&'a [u8]> {
+        let header = contents.get(..HEADER_LEN)?;
+        let artifact = &contents[HEADER_LEN..];
+        // `blake3::Hash` compares in constant time.
+        let claimed = blake3::Hash::from_bytes(header[MAGIC.len()..].try_into().ok()?);
+        (header[..MAGIC.len()] == MAGIC[..] && claimed == self.mac(name, artifact)).then_some(artifact)
+    }
+
+    /// Stores `artifact` under `name`, then evicts the least recently used entries beyond the
+    /// size cap.
+    pub(crate) fn store(&self, name: &EntryName, artifact: &[u8]) -> CacheOutcome {
+        if artifact.len() as u64 > self.max_entry_bytes() {
+            return CacheOutcome::NotStored(format!(
+                "the compiled module ({} bytes) is larger than the cache's size cap ({} bytes)",
+                artifact.len(),
+                self.max_bytes
+            ));
+        }
+        let file_name = name.file_name();
+        match self.write(&file_name, name, artifact) {
+            Ok(()) => {
+                memo_put(&self.path, *name, artifact.into());
+                self.evict(&file_name);
+                CacheOutcome::Stored(self.path.join(file_name))
+            }
+            Err(e) => CacheOutcome::NotStored(format!("cannot write to {}: {e}", self.path.display())),
+        }
+    }
+
+    fn write(&self, file_name: &str, name: &EntryName, artifact: &[u8]) -> io::Result<()> {
+        let temp = trust::random_name(TEMP_PREFIX)?;
+        let result = (|| {
+            let mut file = trust::create_private_file(&self.dir, &temp)?;
+            file.write_all(MAGIC)?;
+            file.write_all(self.mac(name, artifact).as_bytes())?;
+            file.write_all(artifact)?;
+            file.sync_data()?;
+            rustix::fs::renameat(&self.dir, temp.as_str(), &self.dir, file_name)?;
+            Ok(())
+        })();
+        if result.is_err() {
+            let _ = rustix::fs::unlinkat(&self.dir, temp.as_str(), rustix::fs::AtFlags::empty());
+        }
+        result
+    }
+
+    /// Removes the oldest entries until the directory fits the cap (never `keep`, just
+    /// written), and temporary files left by writers that died more than an hour ago.
+    fn evict(&self, keep: &str) {
+        let Ok(entries) = std::fs::read_dir(&self.path) else { return };
+        let mut files = Vec::new();
+        let mut total = 0u64;
+        let stale_before = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Ok(meta) = entry.metadata() else { continue };
+            let modified = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
+            if name.starts_with(TEMP_PREFIX) {
+                if modified < stale_before {
+                    let _ = rustix::fs::unlinkat(&self.dir, name.as_str(), rustix::fs::AtFlags::empty());
+                }
+                continue;
+            }
+            if name.ends_with(".cwasm") && meta.is_file() {
+                total += meta.len();
+                files.push((modified, meta.len(), name));
+            }
+        }
+        files.sort();
+        for (_, len, name) in files {
+            if total <= self.max_bytes {
+                break;
+            }
+            if name != keep && rustix::fs::unlinkat(&self.dir, name.as_str(), rustix::fs::AtFlags::empty()).is_ok() {
+                total -= len;
+            }
+        }
+    }
+}
+
+fn now() -> rustix::fs::Timespec {
+    rustix::fs::Timespec { tv_sec: 0, tv_nsec: rustix::fs::UTIME_NOW }
+}
+
+type Memo = Vec<(PathBuf, EntryName, Arc<[u8]>)>;
+
+fn memo() -> &'static Mutex<Memo> {
+    static MEMO: Mutex<Memo> = Mutex::new(Vec::new());
+    &MEMO
+}
+
+fn memo_get(dir: &Path, name: &EntryName) -> Option<Arc<[u8]>> {
+    let mut memo = memo().lock().unwrap_or_else(|e| e.into_inner());
+    let at = memo.iter().position(|(d, n, _)| n == name && d == dir)?;
+    // Most recently used last.
+    let hit = memo.remove(at);
+    let artifact = hit.2.clone();
+    memo.push(hit);
+    Some(artifact)
+}
+
+fn memo_put(dir: &Path, name: EntryName, artifact: Arc<[u8]>) {
+    if artifact.len() > MEMO_MAX_BYTES {
+        return;
+    }
+    let mut memo = memo().lock().unwrap_or_else(|e| e.into_inner());
+    memo.retain(|(d, n, _)| !(n == &name && d == dir));
+    memo.push((dir.to_path_buf(), name, artifact));
+    while memo.iter().map(|(_, _, a)| a.len()).sum::<usize>() > MEMO_MAX_BYTES {
+        memo.remove(0);
+    }
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests;

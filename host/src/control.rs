@@ -1,0 +1,79 @@
+//! The parent's side of a runner's reports: frames read from the control socket, bounded.
+//!
+//! A runner sends at most one compiled artifact (which the parent stores in the cache) and then
+//! exactly one verdict. The runner may be compromised, so every read is bounded: an artifact by
+//! the cache's entry cap, a verdict by [`MAX_VERDICT_LEN`]. Anything else is a protocol
+//! violation, and the caller kills the runner.
+
+use crate::cache::{Cache, CacheOutcome, EntryName};
+use crate::protocol::{self, FRAME_ARTIFACT, FRAME_HEADER_LEN, FRAME_VERDICT, MAX_VERDICT_LEN, Verdict};
+use std::sync::Arc;
+use tokio::io::AsyncReadExt;
+
+/// Where a runner's compiled artifact goes.
+#[derive(Debug, Clone)]
+pub(crate) struct ArtifactSink {
+    pub cache: Arc<Cache>,
+    pub name: EntryName,
+}
+
+/// Everything a runner reported.
+#[derive(Debug, Default)]
+pub(crate) struct Reports {
+    pub verdict: Option<Verdict>,
+    /// What happened to the artifact the runner sent, if it sent one.
+    pub stored: Option<CacheOutcome>,
+    /// The Landlock ABI the runner enforced (`Some(0)`: none), once it reported being hardened.
+    pub landlock_abi: Option<u8>,
+    /// The runner broke the protocol: kill it.
+    pub violation: Option<String>,
+}
+
+/// Reads frames until EOF, the verdict, or a violation.
+pub(crate) async fn read(mut control: tokio::net::UnixStream, sink: Option<ArtifactSink>) -> Reports {
+    let mut reports = Reports::default();
+    let mut sink = sink;
+    loop {
+        let mut header = [0u8; FRAME_HEADER_LEN];
+        match control.read_exact(&mut header).await {
+            Ok(_) => {}
+            // EOF (or a reset) between frames: a dead runner, whose exit status explains.
+            Err(_) => return reports,
+        }
+        let len = u32::from_le_bytes(header[1..].try_into().expect("four bytes"));
+        match header[0] {
+            FRAME_VERDICT if len <= MAX_VERDICT_LEN => {
+                let mut json = vec![0u8; len as usize];
+                if control.read_exact(&mut json).await.is_err() {
+                    return reports;
+                }
+                reports.verdict = protocol::decode_verdict(&json);
+                if reports.verdict.is_none() {
+                    reports.violation = Some("the runner sent a garbled verdict".into());
+                }
+                return reports;
+            }
+            FRAME_ARTIFACT if sink.as_ref().is_some_and(|sink| u64::from(len) <= sink.cache.max_entry_bytes()) => {
+                let sink = sink.take().expect("checked above");
+                let mut artifact = vec![0u8; len as usize];
+                if control.read_exact(&mut artifact).await.is_err() {
+                    return reports;
+                }
+                let stored = tokio::task::spawn_blocking(move || sink.cache.store(&sink.name, &artifact)).await;
+                reports.stored =
+                    Some(stored.unwrap_or_else(|e| CacheOutcome::NotStored(format!("the cache writer failed: {e}"))));
+            }
+            crate::protocol::FRAME_HARDENED if len == 1 && reports.landlock_abi.is_none() => {
+                let mut abi = [0u8; 1];
+                if control.read_exact(&mut abi).await.is_err() {
+                    return reports;
+                }
+                reports.landlock_abi = Some(abi[0]);
+            }
+            tag => {
+                reports.violation = Some(format!("the runner sent an unexpected frame (tag {tag}, {len} bytes)"));
+                return reports;
+            }
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! The seccomp programs (x86_64 syscall numbers).
+//!
+//! The allowlist was derived by running every WASI preview1 function (the `wasi_all` guest) with
+//! and without granted directories under `strace -f`, plus the runtime's own needs once the
+//! module loads (memory management for linear-memory growth, futexes between the already-running
+//! threads, timers, signal delivery for wasm traps). Each entry says why it is here.
+
+use seccompiler::{
+    BpfProgram, SeccompAction, SeccompCmpArgLen as Len, SeccompCmpOp as Op, SeccompCondition as Cond, SeccompFilter,
+    SeccompRule, TargetArch,
+};
+use std::collections::BTreeMap;
+
+type Rules = BTreeMap<i64, Vec<SeccompRule>>;
+
+/// I/O on fds the runner holds, memory, threads' synchronisation, time, signals, exit.
+const ALWAYS: &[i64] = &[
+    libc::SYS_read,
+    libc::SYS_readv,
+    libc::SYS_write,
+    libc::SYS_writev,
+    libc::SYS_pread64,
+    libc::SYS_pwrite64,
+    libc::SYS_preadv,
+    libc::SYS_pwritev,
+    // `fd_write` on a file opened with APPEND: std's write_at with RWF_APPEND.
+    libc::SYS_preadv2,
+    libc::SYS_pwritev2,
+    libc::SYS_lseek,
+    libc::SYS_close,
+    libc::SYS_fstat,
+    libc::SYS_poll,
+    libc::SYS_ppoll,
+    libc::SYS_munmap,
+    libc::SYS_madvise,
+    libc::SYS_mremap,
+    libc::SYS_brk,
+    libc::SYS_futex,
+    libc::SYS_sched_yield,
+    libc::SYS_sched_getaffinity,
+    libc::SYS_getrandom,
+    libc::SYS_clock_gettime,
+    libc::SYS_clock_getres,
+    libc::SYS_clock_nanosleep,
+    libc::SYS_nanosleep,
+    libc::SYS_gettid,
+    libc::SYS_getpid,
+    libc::SYS_rt_sigreturn,
+    libc::SYS_rt_sigprocmask,
+    libc::SYS_rt_sigaction,
+    libc::SYS_sigaltstack,
+    libc::SYS_exit,
+    libc::SYS_exit_group,
+];
+
+/// Path-taking and file-only calls, for guests granted directories: wasmtime-wasi reaches files
+/// through cap-std, relative to the preopened directory fds, and Landlock confines every one of
+/// these to the grants (read-only grants refuse the writing ones).
+const FILES: &[i64] = &[
+    libc::SYS_openat,
+    libc::SYS_openat2,
+    libc::SYS_newfstatat,
+    libc::SYS_statx,
+    libc::SYS_getdents64,
+    libc::SYS_readlinkat,
+    libc::SYS_fstatfs,
+    libc::SYS_fsync,
+    libc::SYS_fdatasync,
+    libc::SYS_ftruncate,
+    libc::SYS_fallocate,
+    libc::SYS_fadvise64,
+    libc::SYS_utimensat,
+    libc::SYS_mkdirat,
+    libc::SYS_unlinkat,
+    libc::SYS_renameat,
+    libc::SYS_renameat2,
+    libc::SYS_linkat,
+    libc::SYS_symlinkat,
+    libc::SYS_dup,
+    libc::SYS_dup3,
+];
+
+/// `fcntl` commands that only read or set per-fd state.
+const FCNTL_ANY_FD: &[u64] =
+    &[libc::F_GETFD as u64, libc::F_SETFD as u64, libc::F_GETFL as u64, libc::F_DUPFD_CLOEXEC as u64];
+
+/// `ioctl` requests: terminal queries (`isatty`, window size), bytes available, and the close-
+/// on-exec and non-blocking flags. Never `TIOCSTI` (faking terminal input) or anything else.
+const IOCTL_ANY_FD: &[u64] = &[libc::TCGETS, libc::TIOCGWINSZ, libc::FIONREAD, libc::FIOCLEX];
+
+/// The first fd a guest's own opened files get: 0–2 are stdio and 3 the control socket, all
+/// shared with (or a lifeline to) the parent, so their file status flags stay as they are.
+const FIRST_GUEST_FD: u64 = 4;
+
+fn cond(arg: u8, op: Op, value: u64) -> Result<Cond, String> {
+    Cond::new(arg, Len::Qword, op, value).map_err(|e| format!("seccomp rule: {e}"))
+}
+
+fn rule(conditions: Vec<Cond>) -> Result<SeccompRule, String> {
+    SeccompRule::new(conditions).map_err(|e| format!("seccomp rule: {e}"))
+}
+
+/// The runner's allowlist: [`ALWAYS`], [`FILES`], and the calls that are only allowed with some
+/// arguments. Without granted directories, [`after_load`] refuses [`FILES`] again (and Landlock
+/// already refuses every open).
+pub(super) fn allowlist(pid: i32) -> Result<BpfProgram, String> {
+    let mut rules: Rules = ALWAYS.iter().chain(FILES).map(|&nr| (nr, Vec::new())).collect();
+    // Signals only to the runner's own threads (wasmtime's traps, `abort`).
+    rules.insert(libc::SYS_tgkill, vec![rule(vec![cond(0, Op::Eq, pid as u64)?])?]);
+    let mut fcntl: Vec<SeccompRule> =
+        FCNTL_ANY_FD.iter().map(|&cmd| rule(vec![cond(1, Op::Eq, cmd)?])).collect::<Result<_, _>>()?;
+    // F_SETFL changes the open file description, which fds 0-3 share with the parent.
+    fcntl.push(rule(vec![cond(0, Op::Ge, FIRST_GUEST_FD)?, cond(1, Op::Eq, libc::F_SETFL as u64)?])?);
+    rules.insert(libc::SYS_fcntl, fcntl);
+    let mut ioctl: Vec<SeccompRule> =
+        IOCTL_ANY_FD.iter().map(|&request| rule(vec![cond(1, Op::Eq, request)?])).collect::<Result<_, _>>()?;
+    ioctl.push(rule(vec![cond(0, Op::Ge, FIRST_GUEST_FD)?, cond(1, Op::Eq, libc::FIONBIO)?])?);
+    rules.insert(libc::SYS_ioctl, ioctl);
+    // Stacking the next filter (seccompiler sets no_new_privs again first): both only ever
+    // take rights away.
+    rules.insert(libc::SYS_prctl, vec![rule(vec![cond(0, Op::Eq, libc::PR_SET_NO_NEW_PRIVS as u64)?])?]);
+    rules.insert(libc::SYS_seccomp, vec![rule(vec![cond(0, Op::Eq, libc::SECCOMP_SET_MODE_FILTER as u64)?])?]);
+    // Mappings: anything while the module loads; `forbid_new_code` then refuses PROT_EXEC.
+    rules.insert(libc::SYS_mmap, Vec::new());
+    rules.insert(libc::SYS_mprotect, Vec::new());
+    compile(rules, SeccompAction::Trap, SeccompAction::Allow)
+}
+
+/// Stacked on the allowlist once the module is loaded, failing calls with `EPERM`: `mmap`,
+/// `mprotect` and `pkey_mprotect` with `PROT_EXEC` (no new machine code can appear in the
+/// runner), and without granted directories every call of [`FILES`], so that no path (absolute
+/// or not) is reachable even by `stat`, which Landlock does not cover.
+///
+/// An error rather than `SIGSYS`: glibc's allocator itself probes
+/// `/proc/sys/vm/overcommit_memory` when it first trims a heap, and copes with a refusal.
+pub(super) fn after_load(files: bool) -> Result<BpfProgram, String> {
+    let exec = libc::PROT_EXEC as u64;
+    let mut rules: Rules = BTreeMap::new();
+    for nr in [libc::SYS_mmap, libc::SYS_mprotect, libc::SYS_pkey_mprotect] {
+        rules.insert(nr, vec![rule(vec![cond(2, Op::MaskedEq(exec), exec)?])?]);
+    }
+    if !files {
+        rules.extend(FILES.iter().map(|&nr| (nr, Vec::new())));
+    }
+    compile(rules, SeccompAction::Allow, SeccompAction::Errno(libc::EPERM as u32))
+}
+
+/// What a zygote (and a runner it forks, before its own lock-down) never needs.
+pub(super) fn zygote() -> Result<BpfProgram, String> {
+    let denied = [
+        libc::SYS_execve,
+        libc::SYS_execveat,
+        libc::SYS_socket,
+        libc::SYS_socketpair,
+        libc::SYS_connect,
+        libc::SYS_bind,
+        libc::SYS_listen,
+        libc::SYS_accept,
+        libc::SYS_accept4,
+        libc::SYS_ptrace,
+        libc::SYS_process_vm_readv,
+        libc::SYS_process_vm_writev,
+        libc::SYS_kill,
+        libc::SYS_tkill,
+        libc::SYS_mount,
+        libc::SYS_umount2,
+        libc::SYS_pivot_root,
+        libc::SYS_chroot,
+        libc::SYS_unshare,
+        libc::SYS_setns,
+        libc::SYS_bpf,
+        libc::SYS_perf_event_open,
+        libc::SYS_userfaultfd,
+        libc::SYS_io_uring_setup,
+        libc::SYS_io_uring_enter,
+        libc::SYS_io_uring_register,
+        libc::SYS_keyctl,
+        libc::SYS_add_key,
+        libc::SYS_request_key,
+        libc::SYS_init_module,
+        libc::SYS_finit_module,
+        libc::SYS_delete_module,
+        libc::SYS_kexec_load,
+        libc::SYS_reboot,
+        libc::SYS_swapon,
+        libc::SYS_swapoff,
+        libc::SYS_setuid,
+        libc::SYS_setgid,
+        libc::SYS_setreuid,
+        libc::SYS_setregid,
+        libc::SYS_setresuid,
+        libc::SYS_setresgid,
+        libc::SYS_setgroups,
+        libc::SYS_pidfd_open,
+        libc::SYS_pidfd_getfd,
+        libc::SYS_pidfd_send_signal,
+        libc::SYS_memfd_create,
+        libc::SYS_open_by_handle_at,
+    ];
+    let rules: Rules = denied.iter().map(|&nr| (nr, Vec::new())).collect();
+    compile(rules, SeccompAction::Allow, SeccompAction::Trap)
+}
+
+fn compile(rules: Rules, mismatch: SeccompAction, matched: SeccompAction) -> Result<BpfProgram, String> {
+    let arch: TargetArch = std::env::consts::ARCH.try_into().map_err(|e| format!("seccomp: {e:?}"))?;
+    let filter = SeccompFilter::new(rules, mismatch, matched, arch).map_err(|e| format!("seccomp filter: {e}"))?;
+    filter.try_into().map_err(|e: seccompiler::BackendError| format!("seccomp program: {e}"))
+}
