@@ -41,10 +41,11 @@ pub enum Error {
     /// The runner made a system call its seccomp filter forbids, and was stopped. A guest cannot
     /// do this through WASI; it means native code in the runner went astray (or the allowlist
     /// misses a call that a legitimate WASI operation needs: please report it).
-    #[error("sandbox runner made a forbidden system call: {} ({number})", name.as_deref().unwrap_or("unknown"))]
+    #[error("sandbox runner made a forbidden system call: {}", describe_syscall(*number, name.as_deref()))]
     ForbiddenSyscall {
-        /// The syscall number (x86_64).
-        number: i64,
+        /// The syscall number (x86_64), unless the runner died before it could say (the call
+        /// was made with signals blocked, as when creating a thread).
+        number: Option<i64>,
         /// Its name, when known.
         name: Option<String>,
     },
@@ -99,6 +100,14 @@ pub enum Error {
     /// An I/O error on a pipe or on the runner process.
     #[error(transparent)]
     Io(#[from] io::Error),
+}
+
+fn describe_syscall(number: Option<i64>, name: Option<&str>) -> String {
+    match (number, name) {
+        (Some(number), Some(name)) => format!("{name} ({number})"),
+        (Some(number), None) => format!("number {number}"),
+        (None, _) => "unknown (the runner was killed by SIGSYS before it could report which)".into(),
+    }
 }
 
 /// `Result` with [`Error`] as the error type.

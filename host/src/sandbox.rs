@@ -31,6 +31,9 @@ use tokio::task::JoinHandle;
 /// How long after its limit the parent kills a runner whose own watchdog failed to end it.
 const BACKSTOP_GRACE: Duration = Duration::from_secs(1);
 
+/// Payloads up to this size fit a control socket's default buffer.
+const SMALL_PAYLOAD: usize = 64 * 1024;
+
 /// Default bound on captured stderr (see [`Sandbox::capture_stderr`]): the last 64 KiB.
 pub const DEFAULT_STDERR_CAPTURE: usize = 64 * 1024;
 
@@ -438,8 +441,8 @@ impl Sandbox {
         }
         let (cache, cache_problem) = match cache_dir {
             None => (None, Some("the cache is disabled".to_string())),
-            Some(dir) => match Cache::open(dir, None, self.cache_max_bytes) {
-                Ok(cache) => (Some(Arc::new(cache)), None),
+            Some(dir) => match Cache::shared(dir, self.cache_max_bytes) {
+                Ok(cache) => (Some(cache), None),
                 Err(e) => (None, Some(format!("the cache is not used: {e}"))),
             },
         };
@@ -548,6 +551,11 @@ impl Sandbox {
             compile_only: self.compile_only,
             probes: self.probes.clone(),
         };
+        // Room for the whole payload in the socket, so this returns at once instead of waiting
+        // for the runner to exec and read (best effort: the kernel caps it at `wmem_max`).
+        if payload.len() > SMALL_PAYLOAD {
+            let _ = rustix::net::sockopt::set_socket_send_buffer_size(control, payload.len() + SMALL_PAYLOAD);
+        }
         let sent = protocol::write_config(&mut control, &config).and_then(|()| control.write_all(payload));
         // A runner that died before reading its config says why in its exit status; wait() tells.
         sent.or_else(|e| if e.kind() == io::ErrorKind::BrokenPipe { Ok(()) } else { Err(spawn_error(e)) })
@@ -827,6 +835,9 @@ impl Ending {
             return Err(Error::Timeout(limit));
         }
         if let Some(signal) = self.status.signal() {
+            if signal == libc::SIGSYS && self.verdict.is_none() {
+                return Err(Error::ForbiddenSyscall { number: None, name: None });
+            }
             return Err(Error::Killed(signal));
         }
         match self.verdict.clone() {
@@ -835,7 +846,7 @@ impl Ending {
             Some(Verdict::CompileTimeout { limit }) => Err(Error::CompileTimeout(limit)),
             Some(Verdict::OutOfMemory { limit }) => Err(Error::OutOfMemory(limit)),
             Some(Verdict::ForbiddenSyscall { nr }) => Err(Error::ForbiddenSyscall {
-                number: nr,
+                number: Some(nr),
                 name: syscalls::Sysno::new(nr as usize).map(|sysno| sysno.name().to_string()),
             }),
             Some(Verdict::Probed { results }) => Err(Error::Probed(results)),

@@ -392,3 +392,74 @@ fn run_help_mentions_every_option() {
         assert!(help.contains(word), "`wasmpipe run --help` does not mention {word}\n{help}");
     }
 }
+
+#[test]
+fn an_exit_code_above_255_is_never_reported_as_success() {
+    let scratch = scratch!();
+    for n in [256, 512, 1000] {
+        let output = scratch.wasmpipe().args(["run", guests::EXIT_CODE, "--", &n.to_string()]).output().unwrap();
+        assert_eq!(code(&output), 1, "exit_code {n}\n{}", describe(&output));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// dangerous grants, writable grants
+
+#[test]
+fn granting_the_root_or_proc_is_refused_unless_explicitly_unsafe() {
+    let scratch = scratch!();
+    for dir in ["/", "/proc", "/::/host"] {
+        let output = scratch.wasmpipe().args(["run", "--dir", dir, guests::SIMPLEX]).output().unwrap();
+        assert_eq!(code(&output), 125, "{}", describe(&output));
+        let line = only_stderr_line(&output);
+        assert!(line.contains("cannot grant directory"), "{line}");
+    }
+    let output = scratch
+        .wasmpipe()
+        .args(["run", "--unsafe-allow-dangerous-dirs", "--dir", "/::/host", guests::SIMPLEX])
+        .output()
+        .unwrap();
+    assert_eq!(code(&output), 0, "{}", describe(&output));
+}
+
+#[test]
+fn dir_rw_grants_a_writable_directory_where_every_preview1_call_works() {
+    let scratch = scratch!();
+    let work = scratch.path().join("work");
+    fs::create_dir_all(&work).unwrap();
+    let grant = format!("{}::/work", work.display());
+    let output = scratch.wasmpipe().args(["run", "--dir-rw", &grant, guests::WASI_ALL]).output().unwrap();
+    assert_eq!(code(&output), 0, "{}", describe(&output));
+    assert!(!String::from_utf8_lossy(&output.stdout).contains("FAIL"), "{}", describe(&output));
+    // Read-only, the same guest fails at its first write, reported by the guest itself.
+    let output = scratch.wasmpipe().args(["run", "--dir", &grant, guests::WASI_ALL]).output().unwrap();
+    assert_eq!(code(&output), 1, "{}", describe(&output));
+}
+
+// ---------------------------------------------------------------------------------------------
+// compile
+
+#[test]
+fn compile_says_where_it_stored_the_module_and_when_it_could_not() {
+    let scratch = scratch!();
+    let output = scratch.wasmpipe().args(["compile", guests::SIMPLEX]).output().unwrap();
+    assert_eq!(code(&output), 0, "{}", describe(&output));
+    assert!(only_stderr_line(&output).contains("compiled"), "{}", describe(&output));
+    let output = scratch.wasmpipe().args(["compile", guests::SIMPLEX]).output().unwrap();
+    assert!(only_stderr_line(&output).contains("already compiled"), "{}", describe(&output));
+
+    // A cache directory others can write is not trusted: nothing is stored, and compile says so.
+    let shared = scratch.path().join("shared");
+    fs::create_dir_all(&shared).unwrap();
+    fs::set_permissions(&shared, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let output =
+        scratch.wasmpipe().env("WASMPIPE_CACHE_DIR", &shared).args(["compile", guests::SIMPLEX]).output().unwrap();
+    assert_ne!(code(&output), 0, "{}", describe(&output));
+    let line = only_stderr_line(&output);
+    assert!(line.contains("nothing was stored") && line.contains("others write"), "{line}");
+    assert_eq!(fs::read_dir(&shared).unwrap().count(), 0);
+    // And running from it still works, uncached.
+    let output = scratch.wasmpipe().env("WASMPIPE_CACHE_DIR", &shared).args(["run", guests::SIMPLEX]).output().unwrap();
+    assert_eq!(code(&output), 0, "{}", describe(&output));
+    assert_eq!(fs::read_dir(&shared).unwrap().count(), 0);
+}

@@ -78,3 +78,74 @@ async fn guest_exit_codes_are_reported() {
         assert_eq!(child.wait().await.unwrap().code(), code);
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The memory limit is a total, and compile bombs are bounded.
+
+/// A command module with these extra declarations (memories, tables, functions).
+fn module(declarations: &str) -> Vec<u8> {
+    wat::parse_str(format!(r#"(module {declarations} (func (export "_start")))"#)).unwrap()
+}
+
+#[tokio::test]
+async fn the_memory_limit_is_the_total_over_all_memories() {
+    // Four memories of 20 MiB each: each fits the 64 MiB limit, together they do not.
+    let memories = "(memory 320) ".repeat(4);
+    let result = Sandbox::from_bytes("memories.wasm", module(&memories)).memory(64 << 20).spawn().unwrap().wait().await;
+    assert!(matches!(result, Err(Error::MemoryLimit(limit)) if limit == 64 << 20), "{result:?}");
+    // Three fit.
+    let memories = "(memory 320) ".repeat(3);
+    let result = Sandbox::from_bytes("memories.wasm", module(&memories)).memory(64 << 20).spawn().unwrap().wait().await;
+    assert!(result.unwrap().success());
+}
+
+#[tokio::test]
+async fn the_memory_limit_counts_tables_too() {
+    // Four tables of 1M entries (8 MiB each), against a 24 MiB limit.
+    let tables = "(table 1048576 funcref) ".repeat(4);
+    let result = Sandbox::from_bytes("tables.wasm", module(&tables)).memory(24 << 20).spawn().unwrap().wait().await;
+    assert!(matches!(result, Err(Error::MemoryLimit(_))), "{result:?}");
+}
+
+#[tokio::test]
+async fn the_runner_has_a_process_wide_memory_backstop() {
+    let (stdin, keep_open) = wasmpipe::pipe().unwrap();
+    let mut child = Sandbox::new(guests::BLOCK_READ).memory(64 << 20).stdin(stdin).spawn().unwrap();
+    let pid = child.id().unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let data = limits.lines().find(|line| line.starts_with("Max data size")).unwrap();
+    let soft: u64 = data.split_whitespace().nth(3).unwrap().parse().unwrap();
+    assert_eq!(soft, (64 << 20) + (192 << 20), "{data}");
+    drop(keep_open);
+    let _ = child.wait().await;
+}
+
+fn many_functions(count: usize) -> Vec<u8> {
+    module(&"(func (result i32) i32.const 1 i32.const 2 i32.add) ".repeat(count))
+}
+
+#[tokio::test]
+async fn compilation_has_a_time_limit_of_its_own() {
+    let mut sandbox = Sandbox::from_bytes("slow.wasm", many_functions(20_000))
+        .no_cache()
+        .compile_timeout(Some(Duration::from_millis(50)));
+    let started = Instant::now();
+    let result = sandbox.spawn().unwrap().wait().await;
+    assert!(matches!(result, Err(Error::CompileTimeout(limit)) if limit == Duration::from_millis(50)), "{result:?}");
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert_eq!(wasmpipe::Limits::default().compile_timeout_limit(), Some(wasmpipe::DEFAULT_COMPILE_TIMEOUT));
+}
+
+#[tokio::test]
+async fn modules_over_the_size_or_function_limits_are_refused_before_compiling() {
+    let bytes = many_functions(101);
+    let limits = wasmpipe::Limits::default().max_functions(100);
+    let result = Sandbox::from_bytes("many.wasm", bytes.clone()).limits(limits).spawn().unwrap().wait().await;
+    let Err(Error::InvalidModule(message)) = result else { panic!("{result:?}") };
+    assert!(message.contains("102 functions"), "{message}"); // and `_start`
+    let limits = wasmpipe::Limits::default().max_module_size(100);
+    let result = Sandbox::from_bytes("big.wasm", bytes).limits(limits).spawn();
+    let Err(Error::InvalidModule(message)) = result else { panic!("{result:?}") };
+    assert!(message.contains("more than the limit of 100 bytes"), "{message}");
+}

@@ -133,6 +133,41 @@ impl Cache {
         Ok(Cache { dir, path: std::path::absolute(path)?, key, max_bytes })
     }
 
+    /// [`open`](Self::open), with the expensive checks (ancestors, key) done once per process
+    /// and directory: later calls open the directory again and re-check only its owner and mode,
+    /// and that it is the same directory (device and inode) that passed the full checks.
+    pub(crate) fn shared(path: &Path, max_bytes: u64) -> io::Result<Arc<Cache>> {
+        static VERIFIED: Mutex<Vec<(PathBuf, u64, u64, key::Key)>> = Mutex::new(Vec::new());
+        let path = std::path::absolute(path)?;
+        let known = VERIFIED.lock().unwrap_or_else(|e| e.into_inner()).iter().find(|(p, ..)| p == &path).cloned();
+        if let Some((_, dev, ino, key)) = known
+            && let Ok(dir) = rustix::fs::open(
+                &path,
+                rustix::fs::OFlags::RDONLY
+                    | rustix::fs::OFlags::DIRECTORY
+                    | rustix::fs::OFlags::NOFOLLOW
+                    | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            )
+            && let Ok(stat) = rustix::fs::fstat(&dir)
+            && stat.st_dev == dev
+            && stat.st_ino == ino
+            && trust::check_private(&path, &stat, rustix::fs::FileType::Directory, 0o022).is_ok()
+        {
+            return Ok(Arc::new(Cache { dir, path, key, max_bytes }));
+        }
+        let cache = Cache::open(&path, None, max_bytes)?;
+        let stat = rustix::fs::fstat(&cache.dir)?;
+        let mut verified = VERIFIED.lock().unwrap_or_else(|e| e.into_inner());
+        verified.retain(|(p, ..)| p != &path);
+        // A handful of directories per process at most; bounded all the same.
+        if verified.len() >= 16 {
+            verified.remove(0);
+        }
+        verified.push((path, stat.st_dev, stat.st_ino, cache.key));
+        Ok(Arc::new(cache))
+    }
+
     /// The directory.
     pub(crate) fn path(&self) -> &Path {
         &self.path

@@ -91,8 +91,11 @@ fn drop_capabilities() -> Result<(), String> {
     let _ = rustix::thread::clear_ambient_capability_set();
     if held.effective.contains(CapabilitySet::SETPCAP) {
         for bit in 0..64u32 {
-            // SAFETY: PR_CAPBSET_DROP takes a capability number; unknown ones fail with EINVAL.
-            unsafe { libc::prctl(libc::PR_CAPBSET_DROP, bit as libc::c_ulong, 0, 0, 0) };
+            // SAFETY: PR_CAPBSET_DROP takes a capability number; the first one the kernel does
+            // not know fails with EINVAL, and so would every later one.
+            if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, bit as libc::c_ulong, 0, 0, 0) } != 0 {
+                break;
+            }
         }
     }
     let none = CapabilitySets {
@@ -166,6 +169,8 @@ pub(super) fn forbid_new_code(_config: &RunnerConfig) -> Result<(), String> {
 #[cfg(target_arch = "x86_64")]
 pub(super) fn harden_zygote() -> Result<(), String> {
     rustix::thread::set_no_new_privs(true).map_err(|e| format!("no_new_privs: {e}"))?;
+    // Once here rather than in every runner it forks: they inherit an empty set.
+    drop_capabilities()?;
     install_reporters();
     let program = filter::zygote()?;
     seccompiler::apply_filter(&program).map_err(|e| format!("seccomp: {e}"))
@@ -173,7 +178,8 @@ pub(super) fn harden_zygote() -> Result<(), String> {
 
 #[cfg(not(target_arch = "x86_64"))]
 pub(super) fn harden_zygote() -> Result<(), String> {
-    rustix::thread::set_no_new_privs(true).map_err(|e| format!("no_new_privs: {e}"))
+    rustix::thread::set_no_new_privs(true).map_err(|e| format!("no_new_privs: {e}"))?;
+    drop_capabilities()
 }
 
 /// Installs the `SIGSYS` and `SIGABRT` handlers that put a verdict on the control socket.

@@ -29,7 +29,7 @@ use std::io::{Read, Write};
 use std::os::fd::FromRawFd;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// The control socket, shared by whoever reports the verdict first (main thread or watchman).
 /// `None` once the verdict has been sent: there is exactly one verdict per run.
@@ -222,9 +222,16 @@ fn wasi_runtime(starting: &mut threads::Starting) -> Result<&'static tokio::runt
     static HANDLE: std::sync::OnceLock<tokio::runtime::Handle> = std::sync::OnceLock::new();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
+        // wasmtime-wasi runs some calls (polling files, for one) as blocking tasks. Their one
+        // thread is started now, before the filter forbids new threads, and never retires.
+        .max_blocking_threads(1)
+        .thread_keep_alive(Duration::from_secs(1 << 40))
         .build()
         .map_err(|e| format!("cannot start the wasi runtime: {e}"))?;
     let handle = HANDLE.get_or_init(|| runtime.handle().clone());
+    starting.track(|running| {
+        runtime.spawn_blocking(running);
+    });
     threads::start_timer_driver(starting, runtime);
     Ok(handle)
 }

@@ -45,6 +45,16 @@ impl Starting {
         self.running.push(is_running);
     }
 
+    /// Tracks a thread that someone else starts: `start` gets the callback the thread must call
+    /// once running.
+    pub(super) fn track(&mut self, start: impl FnOnce(Box<dyn FnOnce() + Send>)) {
+        let (running, is_running) = sync_channel(1);
+        start(Box::new(move || {
+            let _ = running.send(());
+        }));
+        self.running.push(is_running);
+    }
+
     /// Returns once every spawned thread has reached its closure.
     pub(super) fn wait(self) {
         for is_running in self.running {
