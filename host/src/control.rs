@@ -77,3 +77,48 @@ pub(crate) async fn read(mut control: tokio::net::UnixStream, sink: Option<Artif
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    /// Feeds `bytes` as a runner would and returns what the parent made of them.
+    async fn reports_for(bytes: Vec<u8>) -> Reports {
+        let (ours, mut theirs) = tokio::net::UnixStream::pair().unwrap();
+        let writer = tokio::spawn(async move {
+            // A compromised runner may write far more than the parent reads: ignore EPIPE.
+            let _ = theirs.write_all(&bytes).await;
+        });
+        let reports = read(ours, None).await;
+        writer.abort();
+        reports
+    }
+
+    #[tokio::test]
+    async fn an_oversized_verdict_is_a_violation_without_reading_it() {
+        let mut flood = protocol::frame_header(FRAME_VERDICT, u32::MAX).to_vec();
+        flood.extend(std::iter::repeat_n(b'x', 1 << 20));
+        let reports = reports_for(flood).await;
+        assert!(reports.verdict.is_none());
+        assert!(reports.violation.is_some_and(|v| v.contains("unexpected frame")));
+    }
+
+    #[tokio::test]
+    async fn an_artifact_nobody_asked_for_is_a_violation() {
+        let mut frame = protocol::frame_header(FRAME_ARTIFACT, 4).to_vec();
+        frame.extend_from_slice(b"code");
+        assert!(reports_for(frame).await.violation.is_some());
+    }
+
+    #[tokio::test]
+    async fn a_garbled_verdict_is_a_violation_and_a_good_one_is_read() {
+        let mut garbled = protocol::frame_header(FRAME_VERDICT, 3).to_vec();
+        garbled.extend_from_slice(b"{{{");
+        assert!(reports_for(garbled).await.violation.is_some());
+        let verdict = Verdict::Exited { code: 3 };
+        let reports = reports_for(protocol::encode_verdict(&verdict)).await;
+        assert_eq!(reports.verdict, Some(verdict));
+        assert!(reports.violation.is_none());
+    }
+}

@@ -66,25 +66,31 @@
 //!
 //! # Security
 //!
-//! What a guest can reach, and which layer stops it:
+//! The threat model: the guest and every byte it writes are hostile; so is any file another
+//! local user can write; and wasmtime itself may have bugs, so the runner process must hold even
+//! against native code that escaped WebAssembly. What a guest can reach, and which layer stops it:
 //!
 //! | Threat | Protection |
 //! |---|---|
 //! | Reading or writing host memory, calling host code | wasmtime: the guest is WebAssembly, confined to its linear memory and WASI imports |
-//! | Files, directories | WASI capabilities: nothing is preopened unless granted with [`Sandbox::dir`] (read-only) or [`Sandbox::dir_writable`]; no `..` or symlink escapes (cap-std) |
+//! | Files, directories | WASI capabilities: nothing is preopened unless granted with [`Sandbox::dir`] (read-only) or [`Sandbox::dir_writable`]; no `..` or symlink escapes (cap-std); `/`, `/proc`, `/sys`, `/dev` and the cache are refused ([`Error::DirGrant`]) unless [`Sandbox::unsafe_allow_dangerous_dirs`] |
 //! | Host environment variables | the guest sees only variables set with [`Sandbox::env`]; the runner itself starts with an empty environment |
 //! | Other fds of the host | the runner holds only fds 0, 1, 2 and its control socket (fd 3, not visible to the guest) |
 //! | Network | wasm32-wasip1 has no socket creation; the seccomp filter forbids `socket` anyway |
 //! | Endless loops, blocking forever | wall-clock [`Limits::timeout`]: epoch interruption, runner watchdog, parent kill as backstop |
-//! | Memory exhaustion | [`Limits::memory`] caps linear memory and tables (default [`DEFAULT_MEMORY_LIMIT`]) |
-//! | Flooding the host | pipes apply back-pressure; [`AsyncReader::read_line`] is bounded ([`Error::LineTooLong`]); captured stderr keeps a bounded tail |
-//! | A wasmtime bug exploited by the guest | second wall, in the runner process: `PR_SET_NO_NEW_PRIVS`, a seccomp-bpf allowlist (any other syscall kills the runner with `SIGSYS`: no `open` without granted directories, no `socket`, `execve`, `fork` or thread creation), `RLIMIT_CORE = 0` |
+//! | Memory exhaustion | [`Limits::memory`] caps the total of all linear memories and tables (default [`DEFAULT_MEMORY_LIMIT`]); `RLIMIT_DATA` backs it up for the whole runner process ([`Error::OutOfMemory`]) |
+//! | Compile bombs | [`Limits::compile_timeout`] (default [`DEFAULT_COMPILE_TIMEOUT`]), the `RLIMIT_DATA` backstop, [`Limits::max_module_size`] and [`Limits::max_functions`] |
+//! | Flooding the host | pipes apply back-pressure; [`AsyncReader::read_line`] is bounded ([`Error::LineTooLong`]); captured stderr keeps a bounded tail; the runner's reports are bounded frames |
+//! | Native code in the runner (a wasmtime or Cranelift bug) | a second wall, up before any module byte is parsed, compiled or deserialized: `no_new_privs`, no capabilities (even under root), Landlock (files only beneath the grants, read-only or writable as granted; signals and abstract sockets scoped; see [`SandboxChild::landlock_abi`]), and a seccomp allowlist with argument checks (`tgkill` to its own threads only, harmless `ioctl`/`fcntl` requests only); after loading, no new executable mappings and, without grants, no path-taking call at all. A forbidden call ends the runner with [`Error::ForbiddenSyscall`], which names it |
+//! | A poisoned compiled-module cache | only the parent touches it; entries carry a BLAKE3 MAC keyed with a per-user secret outside the cache ([`cache_key_path`]); the directory (0700) and entries (0600) are refused if anyone else owns or can write them; `O_NOFOLLOW` reads, `O_EXCL` writes under random names; bounded in bytes ([`DEFAULT_CACHE_MAX_BYTES`]) |
 //! | Orphaned sandboxes | the runner exits when the parent dies (even by `SIGKILL`); dropping a [`SandboxChild`] kills and reaps it |
 //!
-//! Not protected: CPU time is bounded only by the wall-clock limit (no CPU share), the runner runs
-//! as the same user as the host (no user or mount namespaces), side channels (timing, Spectre)
-//! between guests and host are not mitigated beyond what wasmtime does, and the seccomp filter
-//! exists only on x86_64 Linux (elsewhere the other layers stand alone).
+//! Not protected: CPU time is bounded only by the wall-clock limit (no CPU share); the runner
+//! runs as the same user as the host (no user or mount namespaces), and with a grant native code
+//! can `stat` paths outside it (Landlock does not cover metadata); side channels (timing,
+//! Spectre) are not mitigated beyond what wasmtime does, and runners forked from one [`Zygote`]
+//! share its address-space layout; the seccomp filter exists only on x86_64 Linux and Landlock
+//! only on Linux 5.13 and later (elsewhere the other layers stand alone).
 
 #![deny(missing_docs)]
 

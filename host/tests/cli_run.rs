@@ -463,3 +463,30 @@ fn compile_says_where_it_stored_the_module_and_when_it_could_not() {
     assert_eq!(code(&output), 0, "{}", describe(&output));
     assert_eq!(fs::read_dir(&shared).unwrap().count(), 0);
 }
+
+/// The `.cwasm` entries in a cache directory.
+fn cache_entries(dir: &Path) -> Vec<PathBuf> {
+    let mut entries: Vec<PathBuf> = fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "cwasm"))
+        .collect();
+    entries.sort();
+    entries
+}
+
+#[test]
+fn an_entry_planted_under_another_modules_name_never_runs() {
+    let scratch = scratch!();
+    let cache = scratch.path().join("cache");
+    let compile = |module| scratch.wasmpipe().args(["compile", module]).output().unwrap();
+    assert_eq!(code(&compile(guests::SIMPLEX)), 0);
+    let simplex_entry = cache_entries(&cache).remove(0);
+    assert_eq!(code(&compile(guests::EXIT_CODE)), 0);
+    let exit_code_entry = cache_entries(&cache).into_iter().find(|entry| entry != &simplex_entry).unwrap();
+    // Whoever can write the directory swaps in another module's (genuine, MAC'd) entry.
+    fs::copy(&exit_code_entry, &simplex_entry).unwrap();
+    let output = scratch.wasmpipe().args(["run", guests::SIMPLEX]).output().unwrap();
+    assert_eq!(code(&output), 0, "{}", describe(&output));
+    assert_eq!(output.stdout, b"hi from the child process\n", "{}", describe(&output));
+}

@@ -106,3 +106,18 @@ async fn the_zygote_preloads_cached_modules_so_its_runners_skip_the_cache() {
     let entries = std::fs::read_dir(&cache).map(|dir| dir.count()).unwrap_or(0);
     assert_eq!(entries, 0, "a runner compiled the module although the zygote held it");
 }
+
+#[tokio::test]
+async fn the_zygote_is_hardened_before_it_loads_anything() {
+    let zygote = Zygote::start().unwrap();
+    // Make it load a module, so it has certainly finished starting.
+    let (mut child, tx, _rx) = Sandbox::new(guests::ECHO).zygote(&zygote).spawn_piped().unwrap();
+    drop(tx);
+    assert!(child.wait().await.unwrap().success());
+    let status = std::fs::read_to_string(format!("/proc/{}/status", zygote.id())).unwrap();
+    let field = |name: &str| status.lines().find_map(|line| line.strip_prefix(name)).map(str::trim).unwrap_or("");
+    assert_eq!(field("NoNewPrivs:"), "1", "{status}");
+    assert_eq!(field("CapEff:"), "0000000000000000", "{status}");
+    #[cfg(target_arch = "x86_64")]
+    assert_eq!(field("Seccomp:"), "2", "{status}");
+}
