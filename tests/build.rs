@@ -1,7 +1,7 @@
 //! Compiles every guest in `guests/` for wasm32-wasip1 and generates a path constant for each,
 //! so a plain `cargo test` builds and runs everything end to end.
 
-#[path = "../build-support/guests.rs"]
+#[path = "build-support/guests.rs"]
 mod guests;
 
 use std::path::PathBuf;

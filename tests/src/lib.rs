@@ -53,3 +53,44 @@ pub fn zombie_children() -> Vec<u32> {
     }
     zombies
 }
+
+#[cfg(test)]
+mod coverage {
+    use std::path::Path;
+
+    /// Every `.rs` file of the end-to-end and CLI test suites, with its contents.
+    fn test_sources() -> Vec<(String, String)> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut sources = Vec::new();
+        for dir in ["tests/tests", "cli/tests"] {
+            for entry in std::fs::read_dir(root.join(dir)).unwrap() {
+                let path = entry.unwrap().path();
+                if path.extension().is_some_and(|ext| ext == "rs") {
+                    sources.push((path.display().to_string(), std::fs::read_to_string(&path).unwrap()));
+                }
+            }
+        }
+        sources
+    }
+
+    /// The mechanical check that no guest in `guests/` goes untested: each one's constant must be
+    /// used by some test. A new guest without a test fails here, by name.
+    #[test]
+    fn every_guest_is_exercised_by_some_test() {
+        let sources = test_sources();
+        let untested: Vec<&str> = super::guests::ALL
+            .iter()
+            .map(|(name, _)| *name)
+            .filter(|name| {
+                let constant = format!("guests::{}", name.to_uppercase().replace('-', "_"));
+                !sources.iter().any(|(_, text)| {
+                    text.match_indices(&constant).any(|(at, _)| {
+                        // A whole identifier: `guests::ECHO` must not count for `guests::ECHO_FAST`.
+                        !text[at + constant.len()..].starts_with(|c: char| c.is_alphanumeric() || c == '_')
+                    })
+                })
+            })
+            .collect();
+        assert!(untested.is_empty(), "guests with no test using them: {untested:?}");
+    }
+}

@@ -9,12 +9,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// The paths of the example guests, built by `build.rs`: `guests::ECHO`, `guests::SPIN`, ...
+/// The paths of the test guests, built by the `wasmpipe-tests` crate: `guests::ECHO`, ...
 // Each test binary uses only the guests it runs (`cli_demo` none).
-#[allow(dead_code)]
-pub mod guests {
-    include!(concat!(env!("OUT_DIR"), "/guests.rs"));
-}
+#[allow(unused_imports)]
+pub use wasmpipe_tests::guests;
 
 /// A scratch directory for one test, `<tmp>/wasmpipe-cli-<pid>-<test>`, removed when dropped.
 /// Its `cache/` subdirectory is the test's own compiled-module cache.

@@ -1,6 +1,6 @@
 //! `wasmpipe bench`: sandboxed guests against native children running the same protocol.
 //!
-//! Both sides run the same program, the echo guest (`guests/src/bin/echo.rs`): the sandbox runs
+//! Both sides run the same program, the echo guest (`cli/guests/echo.rs`): the sandbox runs
 //! it compiled to wasm32-wasip1 in a runner process, the native baseline is that very source
 //! compiled into this binary and started as `wasmpipe native-echo`. Both get their stdin and
 //! stdout from [`wasmpipe::duplex`], opened the same way in the parent, so what differs between
@@ -65,7 +65,7 @@ pub fn main(args: BenchArgs) -> anyhow::Result<()> {
 
 /// The echo guest's source, compiled for the host rather than for wasm32-wasip1.
 mod echo_guest {
-    include!("../../../guests/src/bin/echo.rs");
+    include!("../guests/echo.rs");
 
     /// The guest's `main`, which is private to this module.
     pub(super) fn run() -> io::Result<()> {

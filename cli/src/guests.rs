@@ -1,4 +1,4 @@
-//! Guests embedded in the binary (built from `guests/` for wasm32-wasip1 by `build.rs`), so
+//! Guests embedded in the binary (`guests/*.rs`, built for wasm32-wasip1 by `build.rs`), so
 //! `wasmpipe demo` and `wasmpipe bench` need no files.
 
 include!(concat!(env!("OUT_DIR"), "/embedded_guests.rs"));

@@ -1,6 +1,17 @@
 //! The `wasmpipe` command: run a sandboxed guest, show the aiopipe demo, warm the cache, measure.
+//!
+//! `anyhow` lives here, at the binary's edge, and nowhere in the library.
 
-mod cli;
+mod bench;
+mod compile;
+mod demo;
+mod guests;
+mod run;
+
+/// A current-thread tokio runtime: the CLI supervises one thing at a time.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
+}
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -16,13 +27,13 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run a wasm32-wasip1 command module in a sandbox, wired to this process's stdio.
-    Run(cli::run::RunArgs),
+    Run(run::RunArgs),
     /// Run the two aiopipe README examples through real sandboxed guests (the default command).
     Demo,
     /// Compile a module into the compiled-module cache, so later starts skip compilation.
-    Compile(cli::compile::CompileArgs),
+    Compile(compile::CompileArgs),
     /// Measure sandboxed guests against native child processes running the same protocol.
-    Bench(cli::bench::BenchArgs),
+    Bench(bench::BenchArgs),
     /// Internal: the native baseline child used by `bench` (the echo guest, compiled natively).
     #[command(hide = true)]
     NativeEcho,
@@ -31,12 +42,12 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command.unwrap_or(Command::Demo) {
-        Command::Run(args) => return cli::run::main(args),
-        Command::Demo => cli::demo::main(),
-        Command::Compile(args) => cli::compile::main(args),
-        Command::Bench(args) => cli::bench::main(args),
+        Command::Run(args) => return run::main(args),
+        Command::Demo => demo::main(),
+        Command::Compile(args) => compile::main(args),
+        Command::Bench(args) => bench::main(args),
         Command::NativeEcho => {
-            cli::bench::native_echo();
+            bench::native_echo();
             Ok(())
         }
     };
@@ -44,7 +55,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("wasmpipe: {error:#}");
-            ExitCode::from(cli::run::STATUS_WASMPIPE_FAILED)
+            ExitCode::from(run::STATUS_WASMPIPE_FAILED)
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Build-script support: compiles the guests workspace for `wasm32-wasip1`.
 //!
 //! Not a crate: build scripts include it with
-//! `#[path = "../build-support/guests.rs"] mod guests;`, then typically
+//! `#[path = "build-support/guests.rs"] mod guests;`, then typically
 //!
 //! ```ignore
 //! let out_dir = PathBuf::from(env::var_os("OUT_DIR").unwrap());

@@ -1,6 +1,6 @@
 //! Starting an echo child, sandboxed or native, wired the same way, and talking to it.
 
-use super::super::guests;
+use crate::guests;
 use anyhow::{Context, ensure};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -1,0 +1,40 @@
+//! Compiles the guests `wasmpipe demo` and `wasmpipe bench` embed (`guests/*.rs`: plain std, no
+//! dependencies) for wasm32-wasip1 with `rustc` alone, so the binary needs no files and the
+//! package builds from its own files.
+
+use std::fmt::Write;
+use std::path::PathBuf;
+use std::process::Command;
+
+/// The guests the CLI embeds.
+const EMBEDDED: &[&str] = &["simplex", "duplex", "echo"];
+
+const TARGET: &str = "wasm32-wasip1";
+
+fn main() {
+    let manifest_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap());
+    let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").unwrap());
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let mut code = String::new();
+    for name in EMBEDDED {
+        let source = manifest_dir.join("guests").join(format!("{name}.rs"));
+        println!("cargo:rerun-if-changed={}", source.display());
+        let wasm = out_dir.join(format!("{name}.wasm"));
+        let status = Command::new(&rustc)
+            .args(["--edition", "2024", "--target", TARGET, "-C", "opt-level=3", "-C", "strip=debuginfo", "-o"])
+            .arg(&wasm)
+            .arg(&source)
+            // The outer build's flags are for the host, not for the guest.
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .env_remove("RUSTFLAGS")
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run rustc to build the `{name}` guest: {e}"));
+        assert!(
+            status.success(),
+            "building the `{name}` guest for {TARGET} failed; is the target installed? (`rustup target add {TARGET}`)"
+        );
+        writeln!(code, "/// The `{name}` guest (`guests/{name}.rs`), compiled for {TARGET}.").unwrap();
+        writeln!(code, "pub const {}: &[u8] = include_bytes!({:?});", name.to_uppercase(), wasm).unwrap();
+    }
+    std::fs::write(out_dir.join("embedded_guests.rs"), code).unwrap();
+}
