@@ -15,6 +15,15 @@ use tokio::io::AsyncReadExt;
 pub(crate) struct ArtifactSink {
     pub cache: Arc<Cache>,
     pub name: EntryName,
+    /// The largest artifact taken (see [`artifact_cap`]).
+    pub max_len: u64,
+}
+
+/// The largest compiled artifact the parent reads for a module of `module_len` bytes: a
+/// multiple of the module (Cranelift's output is a few times its input), at least 32 MiB, never
+/// more than the cache takes. It bounds what a compromised runner can make the parent buffer.
+pub(crate) fn artifact_cap(module_len: usize, cache: &Cache) -> u64 {
+    (module_len as u64).saturating_mul(32).max(32 << 20).min(cache.max_entry_bytes())
 }
 
 /// Everything a runner reported.
@@ -53,7 +62,7 @@ pub(crate) async fn read(mut control: tokio::net::UnixStream, sink: Option<Artif
                 }
                 return reports;
             }
-            FRAME_ARTIFACT if sink.as_ref().is_some_and(|sink| u64::from(len) <= sink.cache.max_entry_bytes()) => {
+            FRAME_ARTIFACT if sink.as_ref().is_some_and(|sink| u64::from(len) <= sink.max_len) => {
                 let sink = sink.take().expect("checked above");
                 let mut artifact = vec![0u8; len as usize];
                 if control.read_exact(&mut artifact).await.is_err() {

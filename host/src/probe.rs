@@ -34,6 +34,14 @@ pub enum Probe {
     SetOwner,
     /// `fcntl(1, F_SETFL, O_NONBLOCK)` on stdout, a file description shared with the host.
     SetStdoutFlags,
+    /// `fcntl(1, F_DUPFD_CLOEXEC, 4)`: a new fd sharing stdout's file description, on which
+    /// `F_SETFL` would then be allowed.
+    DuplicateStdout,
+    /// `fcntl((1 << 32) | 1, F_SETFL, O_NONBLOCK)`: the kernel reads fd 1 (an `unsigned int`),
+    /// a 64-bit compare would see a number above 3.
+    SetStdoutFlagsThroughHighBits,
+    /// `mmap` of shared anonymous memory, which `RLIMIT_DATA` does not count.
+    MapShared,
     /// `mmap(NULL, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)`.
     MapExecutable,
     /// `mprotect` of a fresh read-write page to `PROT_READ | PROT_EXEC`.
@@ -72,6 +80,14 @@ impl Probe {
                 Probe::FakeTerminalInput => libc::syscall(libc::SYS_ioctl, 0, libc::TIOCSTI, c"x".as_ptr()),
                 Probe::SetOwner => libc::syscall(libc::SYS_fcntl, 0, libc::F_SETOWN, parent),
                 Probe::SetStdoutFlags => libc::syscall(libc::SYS_fcntl, 1, libc::F_SETFL, libc::O_NONBLOCK),
+                Probe::DuplicateStdout => libc::syscall(libc::SYS_fcntl, 1, libc::F_DUPFD_CLOEXEC, 4),
+                Probe::SetStdoutFlagsThroughHighBits => {
+                    libc::syscall(libc::SYS_fcntl, (1u64 << 32) | 1, libc::F_SETFL, libc::O_NONBLOCK)
+                }
+                Probe::MapShared => {
+                    let flags = libc::MAP_SHARED | libc::MAP_ANONYMOUS;
+                    libc::syscall(libc::SYS_mmap, 0, 1 << 20, libc::PROT_READ | libc::PROT_WRITE, flags, -1, 0)
+                }
                 Probe::MapExecutable => {
                     let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
                     libc::syscall(libc::SYS_mmap, 0, 4096, libc::PROT_READ | libc::PROT_EXEC, flags, -1, 0)

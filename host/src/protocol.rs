@@ -74,6 +74,9 @@ pub(crate) struct RunnerConfig {
     pub return_artifact: Option<ReturnArtifact>,
     /// Only compile the module, then exit 0; nothing runs.
     pub compile_only: bool,
+    /// Grant directories even on a kernel without Landlock, where native code in the runner
+    /// would not be confined to them.
+    pub allow_unconfined_dirs: bool,
     /// Test hook: raw syscalls a compromised runner might make, run after hardening.
     pub probes: Vec<crate::probe::Probe>,
 }
@@ -127,7 +130,8 @@ impl Verdict {
     /// even a parent that never reads the verdict sees a meaningful status.
     pub(crate) fn exit_status(&self) -> i32 {
         match self {
-            Verdict::Exited { code } => *code,
+            // As `wasmpipe run` reports it: a code outside 0-255 must not truncate to 0.
+            Verdict::Exited { code } => u8::try_from(*code).map_or(1, i32::from),
             Verdict::Timeout { .. } | Verdict::CompileTimeout { .. } => 124,
             Verdict::MemoryLimit { .. }
             | Verdict::OutOfMemory { .. }
@@ -255,6 +259,7 @@ mod tests {
             limits: Limits::default(),
             return_artifact: None,
             compile_only: false,
+            allow_unconfined_dirs: false,
             probes: Vec::new(),
         };
         let mut frame = Vec::new();

@@ -298,7 +298,8 @@ impl Sandbox {
     }
 
     /// Allows directory grants that expose the host: `/`, anything containing or inside
-    /// `/proc`, `/sys` or `/dev`, and the compiled-module cache or its key.
+    /// `/proc`, `/sys` or `/dev`, and the compiled-module cache or its key; and any grant on a
+    /// kernel without Landlock, where native code in the runner would not be held to it.
     ///
     /// # Caveats
     ///
@@ -392,7 +393,11 @@ impl Sandbox {
         }
         let deadline = self.limits.timeout_limit().map(|limit| (started, limit));
         let sink = match (&module.cache, &module.artifact) {
-            (Some(cache), None) => Some(ArtifactSink { cache: cache.clone(), name: module.entry_name(&self.limits) }),
+            (Some(cache), None) => Some(ArtifactSink {
+                cache: cache.clone(),
+                name: module.entry_name(&self.limits),
+                max_len: control::artifact_cap(module.bytes.len(), cache),
+            }),
             _ => None,
         };
         let mut child = SandboxChild::new(process, parent_control, deadline, sink)?;
@@ -538,7 +543,7 @@ impl Sandbox {
             None => (ModuleSource::Wasm { len: module.bytes.len() as u64 }, &module.bytes),
         };
         let return_artifact = match (&module.cache, &module.artifact) {
-            (Some(cache), None) => Some(ReturnArtifact { max_len: cache.max_entry_bytes() }),
+            (Some(cache), None) => Some(ReturnArtifact { max_len: control::artifact_cap(module.bytes.len(), cache) }),
             _ => None,
         };
         let config = RunnerConfig {
@@ -549,6 +554,7 @@ impl Sandbox {
             limits: self.limits,
             return_artifact,
             compile_only: self.compile_only,
+            allow_unconfined_dirs: self.allow_dangerous_dirs,
             probes: self.probes.clone(),
         };
         // Room for the whole payload in the socket, so this returns at once instead of waiting

@@ -18,8 +18,8 @@ use std::sync::{Arc, Mutex};
 /// then started by cloning the zygote, which is faster than exec'ing even a native program. The
 /// runner is still a child of this process, and holds the same fds, limits, Landlock domain and
 /// seccomp filter as an exec'd one. Modules are compiled only inside runners; the zygote keeps
-/// compiled modules from the cache (verified by this process, and loaded under the zygote's own
-/// seccomp filter) so that its runners start with the module in memory.
+/// compiled artifacts from the cache (verified by this process) as plain bytes, so that its
+/// runners start with the artifact in memory and deserialize it behind their own walls.
 ///
 /// Clones share one zygote; dropping the last one ends the zygote process (runners it started
 /// live on).
@@ -45,7 +45,7 @@ use std::sync::{Arc, Mutex};
 ///   Chrome's and Android's zygotes do: a guest that learns an address in one runner knows it in
 ///   its siblings. Exec'd runners (no zygote) each get their own. The walls that hold against
 ///   native code (seccomp, Landlock, no_new_privs) do not depend on ASLR.
-/// - The zygote keeps up to 16 preloaded modules, at most 256 MiB of compiled code in all.
+/// - The zygote keeps up to 16 preloaded artifacts, at most 256 MiB in all.
 #[derive(Debug, Clone)]
 pub struct Zygote {
     inner: Arc<Inner>,

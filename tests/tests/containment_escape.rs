@@ -163,6 +163,8 @@ async fn a_compromised_runner_cannot_fake_terminal_input_or_touch_shared_fds() {
     assert_forbidden(&probe(Sandbox::new(guests::SIMPLEX), Probe::FakeTerminalInput).await, "ioctl");
     assert_forbidden(&probe(Sandbox::new(guests::SIMPLEX), Probe::SetOwner).await, "fcntl");
     assert_forbidden(&probe(Sandbox::new(guests::SIMPLEX), Probe::SetStdoutFlags).await, "fcntl");
+    assert_forbidden(&probe(Sandbox::new(guests::SIMPLEX), Probe::DuplicateStdout).await, "fcntl");
+    assert_forbidden(&probe(Sandbox::new(guests::SIMPLEX), Probe::SetStdoutFlagsThroughHighBits).await, "fcntl");
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -170,6 +172,12 @@ async fn a_compromised_runner_cannot_fake_terminal_input_or_touch_shared_fds() {
 async fn a_compromised_runner_cannot_map_new_code() {
     assert_refused(&probe(Sandbox::new(guests::SIMPLEX), Probe::MapExecutable).await, &[libc::EPERM]);
     assert_refused(&probe(Sandbox::new(guests::SIMPLEX), Probe::ProtectExecutable).await, &[libc::EPERM]);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[tokio::test]
+async fn a_compromised_runner_cannot_map_memory_the_backstop_does_not_count() {
+    assert_refused(&probe(Sandbox::new(guests::SIMPLEX), Probe::MapShared).await, &[libc::EPERM]);
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -327,4 +335,18 @@ async fn every_preview1_function_works_in_a_writable_directory() {
         assert!(report.lines().any(|line| line.split_whitespace().nth(1) == Some(function)), "{function}:\n{report}");
     }
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn a_sleeping_guest_survives_being_stopped_and_continued() {
+    let (rx, tx) = wasmpipe::pipe().unwrap();
+    let mut child = Sandbox::new(guests::SLEEP).arg("1500").stdout(tx).spawn().unwrap();
+    let pid = rustix::process::Pid::from_raw(child.id().unwrap() as i32).unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    rustix::process::kill_process(pid, rustix::process::Signal::STOP).unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    rustix::process::kill_process(pid, rustix::process::Signal::CONT).unwrap();
+    let result = child.wait().await;
+    assert!(result.as_ref().is_ok_and(|exit| exit.success()), "{result:?}");
+    assert_eq!(rx.open().unwrap().read_line().await.unwrap().as_deref(), Some(&b"slept\n"[..]));
 }

@@ -116,7 +116,9 @@ async fn the_runner_has_a_process_wide_memory_backstop() {
     let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
     let data = limits.lines().find(|line| line.starts_with("Max data size")).unwrap();
     let soft: u64 = data.split_whitespace().nth(3).unwrap().parse().unwrap();
-    assert_eq!(soft, (64 << 20) + (192 << 20), "{data}");
+    // The limit, the runtime's allowance, and twice the (small) cached artifact.
+    let floor = (64 << 20) + (192 << 20);
+    assert!(soft >= floor && soft < floor + (16 << 20), "{data}");
     drop(keep_open);
     let _ = child.wait().await;
 }

@@ -258,23 +258,26 @@ impl Cache {
     /// Removes the oldest entries until the directory fits the cap (never `keep`, just
     /// written), and temporary files left by writers that died more than an hour ago.
     fn evict(&self, keep: &str) {
-        let Ok(entries) = std::fs::read_dir(&self.path) else { return };
+        // Listed through the directory fd that was checked, not by path.
+        let Ok(dir) = rustix::fs::Dir::read_from(&self.dir) else { return };
         let mut files = Vec::new();
         let mut total = 0u64;
-        let stale_before = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let Ok(meta) = entry.metadata() else { continue };
-            let modified = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
+        let now = rustix::time::clock_gettime(rustix::time::ClockId::Realtime).tv_sec;
+        for entry in dir.flatten() {
+            let Ok(name) = entry.file_name().to_str().map(str::to_owned) else { continue };
+            let Ok(stat) = rustix::fs::statat(&self.dir, name.as_str(), rustix::fs::AtFlags::SYMLINK_NOFOLLOW) else {
+                continue;
+            };
+            let modified = (stat.st_mtime, stat.st_mtime_nsec);
             if name.starts_with(TEMP_PREFIX) {
-                if modified < stale_before {
+                if now - stat.st_mtime > 3600 {
                     let _ = rustix::fs::unlinkat(&self.dir, name.as_str(), rustix::fs::AtFlags::empty());
                 }
                 continue;
             }
-            if name.ends_with(".cwasm") && meta.is_file() {
-                total += meta.len();
-                files.push((modified, meta.len(), name));
+            if name.ends_with(".cwasm") && rustix::fs::FileType::from_raw_mode(stat.st_mode).is_file() {
+                total += stat.st_size as u64;
+                files.push((modified, stat.st_size as u64, name));
             }
         }
         files.sort();

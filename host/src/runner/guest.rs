@@ -120,8 +120,13 @@ pub(crate) fn load(engine: &Engine, config: &RunnerConfig, bytes: Vec<u8>) -> Re
         // user's, with this engine configuration (part of the entry's name), compiled.
         ModuleSource::Compiled { .. } => unsafe { Module::deserialize(engine, &bytes) }
             .map_err(|e| Verdict::Failed { message: format!("cannot load the cached module: {e:#}") }),
-        ModuleSource::Preloaded { digest } => super::preloaded(digest, config.limits.fuel_limit().is_some())
-            .ok_or_else(|| Verdict::Failed { message: "the zygote did not preload the module".into() }),
+        ModuleSource::Preloaded { digest } => {
+            let artifact = super::preloaded(digest, config.limits.fuel_limit().is_some())
+                .ok_or_else(|| Verdict::Failed { message: "the zygote did not preload the module".into() })?;
+            // SAFETY: as for `Compiled`: the parent verified this artifact before the zygote got it.
+            unsafe { Module::deserialize(engine, &artifact) }
+                .map_err(|e| Verdict::Failed { message: format!("cannot load the cached module: {e:#}") })
+        }
     }
 }
 

@@ -68,15 +68,26 @@ pub(super) fn lock_down_files(config: &RunnerConfig, module_len: u64) -> Result<
     DATA_LIMIT.store(data, Ordering::Relaxed);
     rustix::thread::set_no_new_privs(true).map_err(|e| format!("no_new_privs: {e}"))?;
     drop_capabilities()?;
-    landlock(config)
+    let abi = landlock(config)?;
+    if abi.is_none() && !config.dirs.is_empty() && !config.allow_unconfined_dirs {
+        // Without Landlock, the seccomp filter alone cannot hold native code to the grants.
+        return Err("this kernel has no Landlock, so the runner cannot be confined to the granted \
+                    directories; refusing the grants (see Sandbox::unsafe_allow_dangerous_dirs)"
+            .into());
+    }
+    Ok(abi)
 }
 
 /// The process-wide backstop under the memory limit: wasmtime reserves address space with
 /// `PROT_NONE` (which `RLIMIT_DATA` does not count) and makes it writable as memories and
 /// tables grow (which it does count), so this holds even if wasmtime's own accounting fails.
 fn data_limit(config: &RunnerConfig, module_len: u64) -> u64 {
-    let compiling = matches!(config.module, crate::protocol::ModuleSource::Wasm { .. });
-    let compile = if compiling { module_len.saturating_mul(COMPILE_DATA_PER_MODULE_BYTE) } else { 0 };
+    use crate::protocol::ModuleSource;
+    let compile = match config.module {
+        ModuleSource::Wasm { .. } => module_len.saturating_mul(COMPILE_DATA_PER_MODULE_BYTE),
+        // The received artifact and wasmtime's copy of it, both counted.
+        ModuleSource::Compiled { .. } | ModuleSource::Preloaded { .. } => module_len.saturating_mul(2),
+    };
     config.limits.memory_limit().saturating_add(RUNTIME_DATA_ALLOWANCE).saturating_add(compile)
 }
 
@@ -139,10 +150,15 @@ fn landlock(config: &RunnerConfig) -> Result<Option<i32>, String> {
 
 /// Step 2: the seccomp allowlist, on every thread. Installs the `SIGSYS` reporter first.
 #[cfg(target_arch = "x86_64")]
-pub(super) fn apply_syscall_filter(_config: &RunnerConfig) -> Result<(), String> {
+pub(super) fn apply_syscall_filter(config: &RunnerConfig) -> Result<(), String> {
     install_reporters();
     let program = filter::allowlist(rustix::process::getpid().as_raw_nonzero().get())?;
-    seccompiler::apply_filter_all_threads(&program).map_err(|e| format!("seccomp: {e}"))
+    seccompiler::apply_filter_all_threads(&program).map_err(|e| format!("seccomp: {e}"))?;
+    if config.dirs.is_empty() {
+        let program = filter::no_files()?;
+        seccompiler::apply_filter_all_threads(&program).map_err(|e| format!("seccomp: {e}"))?;
+    }
+    Ok(())
 }
 
 #[cfg(not(target_arch = "x86_64"))]
@@ -150,11 +166,11 @@ pub(super) fn apply_syscall_filter(_config: &RunnerConfig) -> Result<(), String>
     Ok(())
 }
 
-/// Step 3, once the module is loaded: no new executable mappings, ever, and no path-taking
-/// calls at all for a guest without directories.
+/// Step 3, once the module is loaded: no new executable mappings, ever, and no mappings that
+/// escape `RLIMIT_DATA`.
 #[cfg(target_arch = "x86_64")]
-pub(super) fn forbid_new_code(config: &RunnerConfig) -> Result<(), String> {
-    let program = filter::after_load(!config.dirs.is_empty())?;
+pub(super) fn forbid_new_code(_config: &RunnerConfig) -> Result<(), String> {
+    let program = filter::after_load()?;
     seccompiler::apply_filter_all_threads(&program).map_err(|e| format!("seccomp: {e}"))
 }
 
@@ -171,7 +187,7 @@ pub(super) fn harden_zygote() -> Result<(), String> {
     rustix::thread::set_no_new_privs(true).map_err(|e| format!("no_new_privs: {e}"))?;
     // Once here rather than in every runner it forks: they inherit an empty set.
     drop_capabilities()?;
-    install_reporters();
+    // No SIGSYS reporter: fd 3 is not a control socket here. A denied call kills the zygote.
     let program = filter::zygote()?;
     seccompiler::apply_filter(&program).map_err(|e| format!("seccomp: {e}"))
 }
@@ -204,28 +220,37 @@ extern "C" fn on_sigsys(_signal: libc::c_int, info: *mut libc::siginfo_t, _conte
     // three int header fields, padding and the `_call_addr` pointer: offset 24 on 64-bit Linux.
     let nr = unsafe { *(info as *const u8).add(24).cast::<libc::c_int>() };
     let mut buffer = [0u8; 96];
-    let len = compose(&mut buffer, &[b"{\"outcome\":\"forbidden_syscall\",\"nr\":"], i64::from(nr));
+    let len = compose(&mut buffer, &[b"{\"outcome\":\"forbidden_syscall\",\"nr\":"], nr.max(0) as u64);
     super::report_raw(&buffer[..len], 128 + libc::SIGSYS);
 }
 
-/// `SIGABRT`: in a runner this is the allocator failing under `RLIMIT_DATA` (Rust aborts on
-/// allocation failure), reported as running out of memory.
+/// `SIGABRT`: Rust aborts when an allocation fails, as it does under `RLIMIT_DATA`, but also on a
+/// stack overflow. If a fresh 1 MiB of memory cannot be had either, it was the memory.
 extern "C" fn on_sigabrt(_signal: libc::c_int) {
+    const PROBE: usize = 1 << 20;
+    let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
+    // SAFETY: mmap and munmap are async-signal-safe; the mapping is fresh and unused.
+    let probe = unsafe { libc::mmap(std::ptr::null_mut(), PROBE, libc::PROT_READ | libc::PROT_WRITE, flags, -1, 0) };
+    if probe != libc::MAP_FAILED {
+        // SAFETY: as above.
+        unsafe { libc::munmap(probe, PROBE) };
+        super::report_raw(b"{\"outcome\":\"failed\",\"message\":\"the sandbox runner aborted\"}", 134);
+    }
     let mut buffer = [0u8; 96];
-    let limit = DATA_LIMIT.load(Ordering::Relaxed) as i64;
+    let limit = DATA_LIMIT.load(Ordering::Relaxed);
     let len = compose(&mut buffer, &[b"{\"outcome\":\"out_of_memory\",\"limit\":"], limit);
     super::report_raw(&buffer[..len], 134);
 }
 
 /// Writes `prefix`, `number` and a closing brace into `buffer`; returns the length.
-fn compose(buffer: &mut [u8], prefix: &[&[u8]], number: i64) -> usize {
+fn compose(buffer: &mut [u8], prefix: &[&[u8]], number: u64) -> usize {
     let mut len = 0;
     for part in prefix {
         buffer[len..len + part.len()].copy_from_slice(part);
         len += part.len();
     }
     let mut digits = [0u8; 20];
-    let mut n = number.unsigned_abs();
+    let mut n = number;
     let mut count = 0;
     loop {
         digits[count] = b'0' + (n % 10) as u8;
@@ -234,10 +259,6 @@ fn compose(buffer: &mut [u8], prefix: &[&[u8]], number: i64) -> usize {
         if n == 0 {
             break;
         }
-    }
-    if number < 0 {
-        buffer[len] = b'-';
-        len += 1;
     }
     for digit in digits[..count].iter().rev() {
         buffer[len] = *digit;

@@ -112,8 +112,14 @@ fn run(mut control: File) -> Result<Verdict, String> {
 
     // The wall goes up before any untrusted byte is parsed. First, while this is the only
     // thread: rlimits, no_new_privs, capabilities, Landlock (which binds threads started later).
+    let module_len = match &config.module {
+        ModuleSource::Preloaded { digest } => {
+            preloaded(digest, config.limits.fuel_limit().is_some()).map_or(0, |artifact| artifact.len())
+        }
+        ModuleSource::Wasm { .. } | ModuleSource::Compiled { .. } => bytes.len(),
+    };
     let landlock =
-        harden::lock_down_files(&config, bytes.len() as u64).map_err(|e| format!("cannot harden the runner: {e}"))?;
+        harden::lock_down_files(&config, module_len as u64).map_err(|e| format!("cannot harden the runner: {e}"))?;
     send_frame(protocol::FRAME_HARDENED, &[landlock.map_or(0, |abi| abi as u8)]);
     let mut starting = threads::Starting::default();
     let engine = engine(config.limits.fuel_limit().is_some())?;
@@ -195,13 +201,13 @@ fn send_frame(tag: u8, payload: &[u8]) {
 /// by exec have none and make their own.
 static PREPARED_ENGINES: std::sync::OnceLock<[wasmtime::Engine; 2]> = std::sync::OnceLock::new();
 
-/// Modules a zygote loaded before forking this runner: (digest, fuel, module, artifact bytes).
-type Preloaded = Vec<([u8; 32], bool, wasmtime::Module, usize)>;
+/// Verified artifacts a zygote held before forking this runner: (digest, fuel, artifact).
+type Preloaded = Vec<([u8; 32], bool, std::sync::Arc<[u8]>)>;
 static PRELOADED: std::sync::Mutex<Preloaded> = std::sync::Mutex::new(Vec::new());
 
-fn preloaded(digest: &[u8; 32], fuel: bool) -> Option<wasmtime::Module> {
+fn preloaded(digest: &[u8; 32], fuel: bool) -> Option<std::sync::Arc<[u8]>> {
     let preloaded = PRELOADED.lock().unwrap_or_else(|e| e.into_inner());
-    preloaded.iter().find(|(d, f, ..)| d == digest && *f == fuel).map(|(_, _, module, _)| module.clone())
+    preloaded.iter().find(|(d, f, _)| d == digest && *f == fuel).map(|(_, _, artifact)| artifact.clone())
 }
 
 fn engine(fuel: bool) -> Result<wasmtime::Engine, String> {

@@ -10,10 +10,11 @@
 //! socket, the module through the cache, hardening, the guest.
 //!
 //! It never sees module bytes: untrusted input is only ever handled in a runner. It does keep
-//! compiled modules that the host sends it (cache entries whose MAC the host verified) when a
-//! request names one, so that its runners start with the module already in memory; it
-//! deserializes them under its own seccomp filter (see `harden::harden_zygote`), applied before
-//! the first request. It must stay single-threaded, because `clone` copies only the calling
+//! compiled artifacts that the host sends it (cache entries whose MAC the host verified) when a
+//! request names one, so that its runners start with the artifact already in memory; it keeps
+//! them as bytes and never deserializes them, which each runner does behind its own walls. It
+//! runs with `no_new_privs`, no capabilities and a seccomp filter (see `harden::harden_zygote`)
+//! from before the first request. It must stay single-threaded, because `clone` copies only the calling
 //! thread; wasmtime engines start no threads of their own.
 //!
 //! The raw `clone` syscall (glibc has no `fork` with `CLONE_PARENT`) skips glibc's fork
@@ -103,16 +104,14 @@ fn preload(socket: &mut File, hint: &PreloadHint) -> bool {
     if artifact.is_empty() || artifact.len() > MAX_PRELOADED_BYTES {
         return false;
     }
-    let Some(engines) = PREPARED_ENGINES.get() else { return false };
-    // SAFETY: the host verified the entry's MAC: a runner of this user's compiled it, with this
-    // engine configuration (part of the entry's name).
-    let Ok(module) = (unsafe { wasmtime::Module::deserialize(&engines[usize::from(hint.fuel)], &artifact) }) else {
-        return false;
-    };
+    // Kept as bytes, never deserialized here: deserializing trusts the artifact, which is only
+    // as trustworthy as the runner that compiled it, and the zygote is less confined than a
+    // runner (no Landlock). Each forked runner deserializes its copy behind its own walls.
     let mut preloaded = PRELOADED.lock().unwrap_or_else(|e| e.into_inner());
-    preloaded.push((hint.digest, hint.fuel, module, artifact.len()));
-    // Bounded in count and in bytes: a long-lived zygote keeps the most recent modules.
-    while preloaded.len() > MAX_PRELOADED || preloaded.iter().map(|entry| entry.3).sum::<usize>() > MAX_PRELOADED_BYTES
+    preloaded.push((hint.digest, hint.fuel, artifact.into()));
+    // Bounded in count and in bytes: a long-lived zygote keeps the most recent artifacts.
+    while preloaded.len() > MAX_PRELOADED
+        || preloaded.iter().map(|entry| entry.2.len()).sum::<usize>() > MAX_PRELOADED_BYTES
     {
         preloaded.remove(0);
     }

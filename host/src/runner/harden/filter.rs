@@ -46,6 +46,8 @@ const ALWAYS: &[i64] = &[
     libc::SYS_gettid,
     libc::SYS_getpid,
     libc::SYS_rt_sigreturn,
+    // An interrupted sleep or futex wait resumes through it after SIGSTOP/SIGCONT.
+    libc::SYS_restart_syscall,
     libc::SYS_rt_sigprocmask,
     libc::SYS_rt_sigaction,
     libc::SYS_sigaltstack,
@@ -79,8 +81,7 @@ const FILES: &[i64] = &[
 ];
 
 /// `fcntl` commands that only read or set per-fd state.
-const FCNTL_ANY_FD: &[u64] =
-    &[libc::F_GETFD as u64, libc::F_SETFD as u64, libc::F_GETFL as u64, libc::F_DUPFD_CLOEXEC as u64];
+const FCNTL_ANY_FD: &[u64] = &[libc::F_GETFD as u64, libc::F_SETFD as u64, libc::F_GETFL as u64];
 
 /// `ioctl` requests: terminal queries (`isatty`, window size), bytes available, and the close-
 /// on-exec and non-blocking flags. Never `TIOCSTI` (faking terminal input) or anything else.
@@ -94,25 +95,35 @@ fn cond(arg: u8, op: Op, value: u64) -> Result<Cond, String> {
     Cond::new(arg, Len::Qword, op, value).map_err(|e| format!("seccomp rule: {e}"))
 }
 
+/// A condition on an `int`/`unsigned int` argument (an fd, an `fcntl` command, an `ioctl`
+/// request): the kernel reads only its low 32 bits, so only those are compared. A 64-bit
+/// compare would let `fd = 1 << 32` pass `fd >= 4` and act on fd 0.
+fn cond32(arg: u8, op: Op, value: u64) -> Result<Cond, String> {
+    Cond::new(arg, Len::Dword, op, value).map_err(|e| format!("seccomp rule: {e}"))
+}
+
 fn rule(conditions: Vec<Cond>) -> Result<SeccompRule, String> {
     SeccompRule::new(conditions).map_err(|e| format!("seccomp rule: {e}"))
 }
 
 /// The runner's allowlist: [`ALWAYS`], [`FILES`], and the calls that are only allowed with some
-/// arguments. Without granted directories, [`after_load`] refuses [`FILES`] again (and Landlock
+/// arguments. Without granted directories, [`no_files`] refuses [`FILES`] again (and Landlock
 /// already refuses every open).
 pub(super) fn allowlist(pid: i32) -> Result<BpfProgram, String> {
     let mut rules: Rules = ALWAYS.iter().chain(FILES).map(|&nr| (nr, Vec::new())).collect();
     // Signals only to the runner's own threads (wasmtime's traps, `abort`).
     rules.insert(libc::SYS_tgkill, vec![rule(vec![cond(0, Op::Eq, pid as u64)?])?]);
     let mut fcntl: Vec<SeccompRule> =
-        FCNTL_ANY_FD.iter().map(|&cmd| rule(vec![cond(1, Op::Eq, cmd)?])).collect::<Result<_, _>>()?;
-    // F_SETFL changes the open file description, which fds 0-3 share with the parent.
-    fcntl.push(rule(vec![cond(0, Op::Ge, FIRST_GUEST_FD)?, cond(1, Op::Eq, libc::F_SETFL as u64)?])?);
+        FCNTL_ANY_FD.iter().map(|&cmd| rule(vec![cond32(1, Op::Eq, cmd)?])).collect::<Result<_, _>>()?;
+    // F_SETFL changes the open file description, which fds 0-3 share with the parent; a
+    // duplicate of one of those (F_DUPFD*) would share it too, so neither is allowed on them.
+    for cmd in [libc::F_SETFL, libc::F_DUPFD_CLOEXEC] {
+        fcntl.push(rule(vec![cond32(0, Op::Ge, FIRST_GUEST_FD)?, cond32(1, Op::Eq, cmd as u64)?])?);
+    }
     rules.insert(libc::SYS_fcntl, fcntl);
     let mut ioctl: Vec<SeccompRule> =
-        IOCTL_ANY_FD.iter().map(|&request| rule(vec![cond(1, Op::Eq, request)?])).collect::<Result<_, _>>()?;
-    ioctl.push(rule(vec![cond(0, Op::Ge, FIRST_GUEST_FD)?, cond(1, Op::Eq, libc::FIONBIO)?])?);
+        IOCTL_ANY_FD.iter().map(|&request| rule(vec![cond32(1, Op::Eq, request)?])).collect::<Result<_, _>>()?;
+    ioctl.push(rule(vec![cond32(0, Op::Ge, FIRST_GUEST_FD)?, cond32(1, Op::Eq, libc::FIONBIO)?])?);
     rules.insert(libc::SYS_ioctl, ioctl);
     // Stacking the next filter (seccompiler sets no_new_privs again first): both only ever
     // take rights away.
@@ -124,21 +135,29 @@ pub(super) fn allowlist(pid: i32) -> Result<BpfProgram, String> {
     compile(rules, SeccompAction::Trap, SeccompAction::Allow)
 }
 
-/// Stacked on the allowlist once the module is loaded, failing calls with `EPERM`: `mmap`,
-/// `mprotect` and `pkey_mprotect` with `PROT_EXEC` (no new machine code can appear in the
-/// runner), and without granted directories every call of [`FILES`], so that no path (absolute
-/// or not) is reachable even by `stat`, which Landlock does not cover.
+/// Stacked on the allowlist for a guest without granted directories, failing with `EPERM`
+/// every call of [`FILES`], so that no path (absolute or not) is reachable even by `stat`,
+/// which Landlock does not cover.
 ///
 /// An error rather than `SIGSYS`: glibc's allocator itself probes
 /// `/proc/sys/vm/overcommit_memory` when it first trims a heap, and copes with a refusal.
-pub(super) fn after_load(files: bool) -> Result<BpfProgram, String> {
+pub(super) fn no_files() -> Result<BpfProgram, String> {
+    let rules: Rules = FILES.iter().map(|&nr| (nr, Vec::new())).collect();
+    compile(rules, SeccompAction::Allow, SeccompAction::Errno(libc::EPERM as u32))
+}
+
+/// Stacked on the allowlist once the module is loaded, failing with `EPERM`: `mmap`, `mprotect`
+/// and `pkey_mprotect` with `PROT_EXEC` (no new machine code can appear in the runner), and
+/// `mmap` with `MAP_SHARED` or `MAP_GROWSDOWN`, which `RLIMIT_DATA` does not count.
+pub(super) fn after_load() -> Result<BpfProgram, String> {
     let exec = libc::PROT_EXEC as u64;
     let mut rules: Rules = BTreeMap::new();
     for nr in [libc::SYS_mmap, libc::SYS_mprotect, libc::SYS_pkey_mprotect] {
         rules.insert(nr, vec![rule(vec![cond(2, Op::MaskedEq(exec), exec)?])?]);
     }
-    if !files {
-        rules.extend(FILES.iter().map(|&nr| (nr, Vec::new())));
+    let mmap = rules.get_mut(&libc::SYS_mmap).expect("inserted above");
+    for flag in [libc::MAP_SHARED as u64, libc::MAP_GROWSDOWN as u64] {
+        mmap.push(rule(vec![cond(3, Op::MaskedEq(flag), flag)?])?);
     }
     compile(rules, SeccompAction::Allow, SeccompAction::Errno(libc::EPERM as u32))
 }
