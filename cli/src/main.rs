@@ -55,7 +55,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("wasmpipe: {error:#}");
-            ExitCode::from(run::STATUS_WASMPIPE_FAILED)
+            ExitCode::from(wasmpipe::status::WASMPIPE_FAILED)
         }
     }
 }

@@ -4,14 +4,7 @@ use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
-use wasmpipe::{Error, Sandbox};
-
-/// Exit status when the guest exceeds its time limit (as `timeout(1)` does).
-pub const STATUS_TIMEOUT: u8 = 124;
-/// Exit status when wasmpipe itself cannot start or run the guest.
-pub const STATUS_WASMPIPE_FAILED: u8 = 125;
-/// Exit status when the guest traps, exceeds its memory limit or runs out of fuel (as `abort`).
-pub const STATUS_GUEST_CRASHED: u8 = 134;
+use wasmpipe::{Error, Sandbox, status};
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -40,6 +33,10 @@ pub struct RunArgs {
     /// Limit on compiling the module, on a cache miss (e.g. 5m; 0 lifts it) [default: 60s].
     #[arg(long, value_parser = wasmpipe::parse_duration)]
     compile_timeout: Option<Duration>,
+    /// After the guest ends, print what it used as one JSON line on stderr: wall and CPU time
+    /// (ms), peak memory (bytes), fuel consumed, and the Landlock ABI enforced.
+    #[arg(long)]
+    stats: bool,
     /// Cap on the compiled-module cache's total size (e.g. 512MiB) [default: 1GiB].
     #[arg(long, value_name = "SIZE", value_parser = wasmpipe::parse_size)]
     cache_max_size: Option<u64>,
@@ -104,42 +101,47 @@ pub fn main(args: RunArgs) -> ExitCode {
             // The runner gets our own fds 0, 1 and 2: bytes flow between the guest and whatever
             // they are (pipe, file, terminal) with no copy through this process.
             let mut child = sandbox(&args).inherit_stdio().spawn()?;
-            child.wait().await
+            let ended = child.wait().await;
+            Ok((ended, child.usage(), child.landlock_abi()))
         })
     });
-    match result {
-        Ok(exit) => ExitCode::from(guest_exit_status(exit.code())),
+    let ended = match result {
+        Ok((ended, usage, landlock)) => {
+            if args.stats {
+                eprintln!("{}", stats_line(usage, landlock));
+            }
+            ended
+        }
+        Err(error) => Err(error),
+    };
+    match ended {
+        Ok(exit) => ExitCode::from(status::of_guest_exit(exit.code())),
         Err(error) => {
             eprintln!("wasmpipe: {}", one_line(&error.to_string()));
-            ExitCode::from(exit_status(&error))
+            ExitCode::from(status::of_error(&error))
         }
     }
 }
 
-/// Exit status for a guest exit code outside 0–255 (WASI allows any 32-bit code): never 0, so a
-/// failing guest never looks successful (a plain truncation would turn 256 into 0).
-pub const STATUS_EXIT_CODE_OUT_OF_RANGE: u8 = 1;
-
-/// `wasmpipe run`'s exit status for a guest that exited with `code`.
-pub fn guest_exit_status(code: i32) -> u8 {
-    u8::try_from(code).unwrap_or(STATUS_EXIT_CODE_OUT_OF_RANGE)
+/// `--stats`: what the guest used, as one JSON object.
+fn stats_line(usage: Option<wasmpipe::Usage>, landlock: Option<u8>) -> String {
+    let millis = |d: std::time::Duration| (d.as_secs_f64() * 1e6).round() / 1e3;
+    let json = match usage {
+        Some(usage) => serde_json::json!({
+            "wall_ms": millis(usage.wall_time),
+            "cpu_user_ms": millis(usage.cpu_user),
+            "cpu_system_ms": millis(usage.cpu_system),
+            "peak_memory_bytes": usage.peak_memory,
+            "fuel_consumed": usage.fuel_consumed,
+            "landlock_abi": landlock,
+        }),
+        None => serde_json::json!({}),
+    };
+    json.to_string()
 }
 
 /// The contract is one `wasmpipe:` line per failure, but some messages (wasmparser's, with their
 /// pretty-printed byte arrays) span several: fold all whitespace into single spaces.
 fn one_line(message: &str) -> String {
     message.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-/// The exit status `wasmpipe run` reports for a failure.
-pub fn exit_status(error: &Error) -> u8 {
-    match error {
-        Error::Timeout(_) | Error::CompileTimeout(_) => STATUS_TIMEOUT,
-        Error::Trap { .. } | Error::MemoryLimit(_) | Error::OutOfMemory(_) | Error::FuelExhausted => {
-            STATUS_GUEST_CRASHED
-        }
-        Error::Killed(signal) => 128u8.saturating_add(*signal as u8),
-        Error::ForbiddenSyscall { .. } => 128 + libc::SIGSYS as u8,
-        _ => STATUS_WASMPIPE_FAILED,
-    }
 }

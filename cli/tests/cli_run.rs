@@ -490,3 +490,20 @@ fn an_entry_planted_under_another_modules_name_never_runs() {
     assert_eq!(code(&output), 0, "{}", describe(&output));
     assert_eq!(output.stdout, b"hi from the child process\n", "{}", describe(&output));
 }
+
+#[test]
+fn stats_prints_what_the_guest_used_as_one_json_line() {
+    let scratch = scratch!();
+    for (args, expected_status) in [(vec![guests::EXIT_CODE, "--", "3"], 3), (vec![guests::TRAP], 134)] {
+        let output = scratch.wasmpipe().args(["run", "--stats", "--fuel", "100000000"]).args(&args).output().unwrap();
+        assert_eq!(code(&output), expected_status, "{}", describe(&output));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let line = stderr.lines().find(|line| line.starts_with('{')).unwrap_or_else(|| panic!("{stderr}"));
+        let stats: serde_json::Value = serde_json::from_str(line).unwrap();
+        for key in ["wall_ms", "cpu_user_ms", "cpu_system_ms", "peak_memory_bytes", "fuel_consumed"] {
+            assert!(stats[key].as_f64().is_some_and(|value| value >= 0.0), "{key} in {line}");
+        }
+        assert!(stats["wall_ms"].as_f64().unwrap() > 0.0, "{line}");
+        assert!(stats["peak_memory_bytes"].as_u64().unwrap() >= 65536, "{line}");
+    }
+}

@@ -7,6 +7,7 @@
 
 use crate::cache::{Cache, CacheOutcome, EntryName};
 use crate::protocol::{self, FRAME_ARTIFACT, FRAME_HEADER_LEN, FRAME_VERDICT, MAX_VERDICT_LEN, Verdict};
+use std::future::Future;
 use std::sync::Arc;
 use tokio::io::AsyncReadExt;
 
@@ -32,14 +33,26 @@ pub(crate) struct Reports {
     pub verdict: Option<Verdict>,
     /// What happened to the artifact the runner sent, if it sent one.
     pub stored: Option<CacheOutcome>,
+    /// What the guest used, when the runner said (it does before every verdict it writes itself).
+    pub usage: Option<crate::protocol::RunnerUsage>,
     /// The Landlock ABI the runner enforced (`Some(0)`: none), once it reported being hardened.
     pub landlock_abi: Option<u8>,
     /// The runner broke the protocol: kill it.
     pub violation: Option<String>,
 }
 
+/// What `read` makes of bytes already received in full (the runner has exited): no I/O to wait
+/// for, and without a sink no blocking task either, so one poll completes it.
+pub(crate) fn parse(bytes: &[u8]) -> Reports {
+    let mut reading = std::pin::pin!(read(bytes, None));
+    match reading.as_mut().poll(&mut std::task::Context::from_waker(std::task::Waker::noop())) {
+        std::task::Poll::Ready(reports) => reports,
+        std::task::Poll::Pending => unreachable!("reading from a byte slice never waits"),
+    }
+}
+
 /// Reads frames until EOF, the verdict, or a violation.
-pub(crate) async fn read(mut control: tokio::net::UnixStream, sink: Option<ArtifactSink>) -> Reports {
+pub(crate) async fn read(mut control: impl tokio::io::AsyncRead + Unpin, sink: Option<ArtifactSink>) -> Reports {
     let mut reports = Reports::default();
     let mut sink = sink;
     loop {
@@ -71,6 +84,13 @@ pub(crate) async fn read(mut control: tokio::net::UnixStream, sink: Option<Artif
                 let stored = tokio::task::spawn_blocking(move || sink.cache.store(&sink.name, &artifact)).await;
                 reports.stored =
                     Some(stored.unwrap_or_else(|e| CacheOutcome::NotStored(format!("the cache writer failed: {e}"))));
+            }
+            crate::protocol::FRAME_USAGE if len <= 1024 && reports.usage.is_none() => {
+                let mut json = vec![0u8; len as usize];
+                if control.read_exact(&mut json).await.is_err() {
+                    return reports;
+                }
+                reports.usage = serde_json::from_slice(&json).ok();
             }
             crate::protocol::FRAME_HARDENED if len == 1 && reports.landlock_abi.is_none() => {
                 let mut abi = [0u8; 1];

@@ -84,9 +84,31 @@ pub enum Error {
     /// missing), or it imports something the sandbox does not provide.
     #[error("invalid module: {0}")]
     InvalidModule(String),
-    /// The sandbox runner process could not be started or set up.
+    /// The sandbox runner could not be started or set up: outside a tokio runtime, a zygote
+    /// that could not fork, or a runner that reported it could not prepare itself.
     #[error("cannot start the sandbox: {0}")]
     Spawn(String),
+    /// An operating-system call needed to start the runner failed (pipes, sockets, the exec);
+    /// the I/O error is kept as the [`source`](std::error::Error::source).
+    #[error("cannot start the sandbox: {context}")]
+    SpawnIo {
+        /// What was being done.
+        context: String,
+        /// The error the system returned.
+        #[source]
+        source: io::Error,
+    },
+    /// A [`Pool`](crate::Pool) has no worker left: each gave up after repeated failures in a row
+    /// (see [`PoolBuilder::max_restarts`](crate::PoolBuilder::max_restarts)).
+    #[error("no pool worker is left: each gave up after repeated failures in a row")]
+    PoolExhausted,
+    /// A [`Pool`](crate::Pool) guest ended (or closed its stdout) before replying to the request:
+    /// with `Some(code)` it exited with that code, with `None` it closed its stdout and lives on.
+    #[error("the guest {} before replying", match .0 { Some(code) => format!("exited with code {code}"), None => "closed its stdout".into() })]
+    NoReply(Option<i32>),
+    /// A [`Pool`](crate::Pool) request was not a single line (it held a `\n` before its end).
+    #[error("invalid pool request: {0}")]
+    InvalidRequest(String),
     /// A line read from a guest was longer than the configured maximum (in bytes). The rest of
     /// that line is skipped; the next read starts at the following line.
     #[error("line longer than {limit} bytes")]

@@ -95,6 +95,7 @@
 #![deny(missing_docs)]
 
 mod cache;
+mod child;
 mod control;
 mod error;
 mod grants;
@@ -108,6 +109,7 @@ mod process;
 mod protocol;
 mod runner;
 mod sandbox;
+pub mod status;
 mod zygote;
 
 /// The README's examples, compiled as doctests so they cannot rot.
@@ -117,6 +119,7 @@ pub struct ReadmeDoctests;
 
 pub use cache::key::key_path as cache_key_path;
 pub use cache::{CacheOutcome, DEFAULT_CACHE_MAX_BYTES, default_cache_dir};
+pub use child::{KillHandle, SandboxChild, Usage};
 pub use error::{Error, GuestExit, Result};
 pub use limits::{
     DEFAULT_COMPILE_TIMEOUT, DEFAULT_MAX_FUNCTIONS, DEFAULT_MAX_MODULE_SIZE, DEFAULT_MEMORY_LIMIT, Limits,
@@ -124,5 +127,5 @@ pub use limits::{
 };
 pub use pipe::{AsyncReader, AsyncWriter, DEFAULT_MAX_LINE_LENGTH, Duplex, PipeReader, PipeWriter, duplex, pipe};
 pub use pool::{Pool, PoolBuilder};
-pub use sandbox::{DEFAULT_STDERR_CAPTURE, Sandbox, SandboxChild};
+pub use sandbox::{DEFAULT_STDERR_CAPTURE, Sandbox};
 pub use zygote::Zygote;

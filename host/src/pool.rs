@@ -6,10 +6,10 @@
 //! through a `oneshot` channel. A worker whose guest dies replaces it with a fresh sandbox from
 //! the factory.
 
+use crate::child::SandboxChild;
 use crate::error::{Error, Result};
 use crate::pipe::{AsyncReader, AsyncWriter, DEFAULT_MAX_LINE_LENGTH};
-use crate::sandbox::{Sandbox, SandboxChild};
-use std::io;
+use crate::sandbox::Sandbox;
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 use tokio::sync::{Mutex, mpsc, oneshot};
@@ -148,11 +148,13 @@ impl Pool {
     /// Sends `request` as one line (a `\n` is appended if missing) to the next free worker and
     /// returns its reply line, `\n` included.
     ///
-    /// Fails with the guest's fate if it died before replying ([`Error::Trap`],
-    /// [`Error::Timeout`], [`Error::MemoryLimit`], [`Error::InvalidModule`], ...,
-    /// [`Error::Runner`] if it exited normally), with [`Error::LineTooLong`] for an overlong
-    /// reply, with an [`Error::Io`] of kind `InvalidInput` if `request` holds a `\n` before its
-    /// end, and with [`Error::Spawn`] once every worker has given up.
+    /// # Errors
+    ///
+    /// The guest's fate if it died before replying ([`Error::Trap`], [`Error::Timeout`],
+    /// [`Error::MemoryLimit`], [`Error::InvalidModule`], ..., [`Error::NoReply`] if it exited
+    /// normally or closed its stdout), [`Error::LineTooLong`] for an overlong reply,
+    /// [`Error::InvalidRequest`] if `request` holds a `\n` before its end, and
+    /// [`Error::PoolExhausted`] once every worker has given up.
     ///
     /// ```no_run
     /// # async fn demo(pool: &wasmpipe::Pool) -> Result<(), wasmpipe::Error> {
@@ -260,7 +262,7 @@ impl PoolBuilder {
 
     /// How many times in a row a worker restarts its guest after a failed request (the guest
     /// died, would not start, or sent an overlong line) before the worker gives up. A success
-    /// resets the count. Once every worker has given up, requests fail with [`Error::Spawn`].
+    /// resets the count. Once every worker has given up, requests fail with [`Error::PoolExhausted`].
     ///
     /// ```no_run
     /// # async fn demo() {
@@ -445,9 +447,7 @@ impl Guest {
         match reply {
             // A line without `\n` is what was left at EOF: the guest closed its stdout mid-reply.
             Some(line) if line.ends_with(b"\n") => Ok(line),
-            _ => Err(written
-                .err()
-                .map_or_else(|| Error::Runner("the guest closed its stdout without replying".into()), Error::from)),
+            _ => Err(written.err().map_or_else(|| Error::NoReply(None), Error::from)),
         }
     }
 
@@ -463,7 +463,7 @@ impl Guest {
         drop((stdin, stdout));
         match tokio::time::timeout(EXIT_GRACE, child.wait()).await {
             Ok(Err(fate)) => fate,
-            Ok(Ok(exit)) => Error::Runner(format!("the guest exited with code {} before replying", exit.code())),
+            Ok(Ok(exit)) => Error::NoReply(Some(exit.code())),
             // Still running, though it broke the exchange: `cause` is all we know. Drop kills it.
             Err(_) => cause,
         }
@@ -483,7 +483,7 @@ fn one_line(mut request: Vec<u8>) -> Result<Vec<u8>> {
     let body = request.strip_suffix(b"\n").unwrap_or(&request);
     if body.contains(&b'\n') {
         let message = "a pool request must be a single line (a newline only at its end)";
-        return Err(Error::Io(io::Error::new(io::ErrorKind::InvalidInput, message)));
+        return Err(Error::InvalidRequest(message.into()));
     }
     if !request.ends_with(b"\n") {
         request.push(b'\n');
@@ -498,5 +498,5 @@ async fn receive(answer: oneshot::Receiver<Result<Vec<u8>>>) -> Result<Vec<u8>> 
 }
 
 fn no_workers() -> Error {
-    Error::Spawn("no pool worker is left: each gave up after repeated failures in a row".into())
+    Error::PoolExhausted
 }

@@ -70,7 +70,7 @@ pub(crate) struct RunnerConfig {
     pub env: Vec<(String, String)>,
     pub dirs: Vec<DirGrant>,
     pub limits: Limits,
-    /// Send the compiled artifact back (a [`Frame::Artifact`]) after compiling `Wasm` bytes.
+    /// Send the compiled artifact back (a [`FRAME_ARTIFACT`] frame) after compiling `Wasm` bytes.
     pub return_artifact: Option<ReturnArtifact>,
     /// Only compile the module, then exit 0; nothing runs.
     pub compile_only: bool,
@@ -129,17 +129,17 @@ impl Verdict {
     /// The runner's own exit status for this verdict, which matches `wasmpipe run`'s contract, so
     /// even a parent that never reads the verdict sees a meaningful status.
     pub(crate) fn exit_status(&self) -> i32 {
-        match self {
-            // As `wasmpipe run` reports it: a code outside 0-255 must not truncate to 0.
-            Verdict::Exited { code } => u8::try_from(*code).map_or(1, i32::from),
-            Verdict::Timeout { .. } | Verdict::CompileTimeout { .. } => 124,
+        use crate::status;
+        i32::from(match self {
+            Verdict::Exited { code } => status::of_guest_exit(*code),
+            Verdict::Timeout { .. } | Verdict::CompileTimeout { .. } => status::TIMEOUT,
             Verdict::MemoryLimit { .. }
             | Verdict::OutOfMemory { .. }
             | Verdict::FuelExhausted
-            | Verdict::Trap { .. } => 134,
-            Verdict::ForbiddenSyscall { .. } => 128 + libc::SIGSYS,
-            Verdict::InvalidModule { .. } | Verdict::Failed { .. } | Verdict::Probed { .. } => 125,
-        }
+            | Verdict::Trap { .. } => status::GUEST_CRASHED,
+            Verdict::ForbiddenSyscall { .. } => 128 + libc::SIGSYS as u8,
+            Verdict::InvalidModule { .. } | Verdict::Failed { .. } | Verdict::Probed { .. } => status::WASMPIPE_FAILED,
+        })
     }
 }
 
@@ -151,7 +151,7 @@ pub(crate) const MAX_FD_PAYLOAD: usize = 8192;
 
 /// The module a zygote should hold before forking a runner, so the runner need not load it.
 ///
-/// A zygote that does not hold it answers [`ZYGOTE_SEND_ARTIFACT`]; the parent then sends a
+/// A zygote that does not hold it answers [`ZygoteAnswer::SendArtifact`]; the parent then sends a
 /// `u64` length (little-endian) and that many bytes of a verified cache entry (length 0: not
 /// cached), and the zygote answers again.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -160,8 +160,53 @@ pub(crate) struct PreloadHint {
     pub fuel: bool,
 }
 
-/// The flag byte of a zygote answer with pid 0 that asks for the hinted module's artifact.
-pub(crate) const ZYGOTE_SEND_ARTIFACT: u8 = 2;
+/// The fork request's payload: the [`PreloadHint`] as JSON, or nothing.
+pub(crate) fn encode_preload_hint(hint: Option<&PreloadHint>) -> Vec<u8> {
+    hint.map(|hint| serde_json::to_vec(hint).expect("a hint always serializes")).unwrap_or_default()
+}
+
+/// A fork request's hint, if its payload holds one.
+pub(crate) fn decode_preload_hint(payload: &[u8]) -> Option<PreloadHint> {
+    serde_json::from_slice(payload).ok()
+}
+
+/// What a zygote answers a fork request with: five bytes, a `u32` pid (little-endian) and a
+/// flag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ZygoteAnswer {
+    /// A runner was forked; `preloaded` says whether the hinted module was in memory.
+    Forked { pid: u32, preloaded: bool },
+    /// The zygote does not hold the hinted module: send its artifact (a `u64` length, then the
+    /// bytes; length 0 for none), then read the answer again.
+    SendArtifact,
+    /// `clone` failed.
+    ForkFailed,
+}
+
+/// The length of an encoded [`ZygoteAnswer`].
+pub(crate) const ZYGOTE_ANSWER_LEN: usize = 5;
+
+impl ZygoteAnswer {
+    pub(crate) fn encode(self) -> [u8; ZYGOTE_ANSWER_LEN] {
+        let (pid, flag) = match self {
+            ZygoteAnswer::Forked { pid, preloaded } => (pid, u8::from(preloaded)),
+            ZygoteAnswer::SendArtifact => (0, 2),
+            ZygoteAnswer::ForkFailed => (0, 0),
+        };
+        let mut bytes = [0u8; ZYGOTE_ANSWER_LEN];
+        bytes[..4].copy_from_slice(&pid.to_le_bytes());
+        bytes[4] = flag;
+        bytes
+    }
+
+    pub(crate) fn decode(bytes: [u8; ZYGOTE_ANSWER_LEN]) -> Self {
+        match (u32::from_le_bytes(bytes[..4].try_into().expect("four bytes")), bytes[4]) {
+            (0, 2) => ZygoteAnswer::SendArtifact,
+            (0, _) => ZygoteAnswer::ForkFailed,
+            (pid, flag) => ZygoteAnswer::Forked { pid, preloaded: flag == 1 },
+        }
+    }
+}
 
 /// Sends fds with a payload (at least one byte: a message must carry data) over a unix socket.
 pub(crate) fn send_fds(socket: impl AsFd, fds: &[BorrowedFd<'_>], payload: &[u8]) -> io::Result<()> {
@@ -219,6 +264,8 @@ pub(crate) const FRAME_VERDICT: u8 = 2;
 /// The tag of the frame a runner sends once hardened: one byte, the Landlock ABI it enforced
 /// (0: none).
 pub(crate) const FRAME_HARDENED: u8 = 3;
+/// The tag of the frame with the runner's [`RunnerUsage`], sent just before the verdict.
+pub(crate) const FRAME_USAGE: u8 = 4;
 /// The length of a frame header.
 pub(crate) const FRAME_HEADER_LEN: usize = 5;
 /// The parent reads at most this much of a verdict: a compromised runner cannot make the parent
@@ -230,6 +277,23 @@ pub(crate) fn frame_header(tag: u8, len: u32) -> [u8; FRAME_HEADER_LEN] {
     let mut header = [tag, 0, 0, 0, 0];
     header[1..].copy_from_slice(&len.to_le_bytes());
     header
+}
+
+/// What the guest used, as only the runner can tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct RunnerUsage {
+    /// The most its memories and tables held at once, in bytes.
+    pub peak_memory: u64,
+    /// Fuel burned, when a budget was set and the guest's run ended inside the runner.
+    pub fuel_consumed: Option<u64>,
+}
+
+/// A whole usage frame.
+pub(crate) fn encode_usage(usage: &RunnerUsage) -> Vec<u8> {
+    let json = serde_json::to_vec(usage).expect("usage always serializes");
+    let mut frame = frame_header(FRAME_USAGE, json.len() as u32).to_vec();
+    frame.extend_from_slice(&json);
+    frame
 }
 
 /// A whole verdict frame.
@@ -267,6 +331,29 @@ mod tests {
         let back = read_config(&frame[..]).unwrap();
         assert_eq!(back.argv, config.argv);
         assert_eq!(back.env, config.env);
+    }
+
+    #[test]
+    fn zygote_messages_round_trip() {
+        for answer in [
+            ZygoteAnswer::Forked { pid: 4242, preloaded: true },
+            ZygoteAnswer::Forked { pid: 7, preloaded: false },
+            ZygoteAnswer::SendArtifact,
+            ZygoteAnswer::ForkFailed,
+        ] {
+            assert_eq!(ZygoteAnswer::decode(answer.encode()), answer);
+        }
+        let hint = PreloadHint { digest: [9; 32], fuel: true };
+        assert_eq!(decode_preload_hint(&encode_preload_hint(Some(&hint))), Some(hint));
+        assert_eq!(decode_preload_hint(&encode_preload_hint(None)), None);
+    }
+
+    #[test]
+    fn usage_frames_carry_their_json() {
+        let usage = RunnerUsage { peak_memory: 65536, fuel_consumed: Some(12) };
+        let frame = encode_usage(&usage);
+        assert_eq!(frame[0], FRAME_USAGE);
+        assert_eq!(serde_json::from_slice::<RunnerUsage>(&frame[FRAME_HEADER_LEN..]).unwrap(), usage);
     }
 
     #[test]

@@ -6,30 +6,24 @@
 //! look.
 
 use crate::cache::{Cache, CacheOutcome, EntryName};
-use crate::control::{self, ArtifactSink, Reports};
-use crate::error::{Error, GuestExit, Result};
+use crate::child::SandboxChild;
+use crate::control::{self, ArtifactSink};
+use crate::error::{Error, Result};
 use crate::limits::Limits;
-use crate::pipe::{self, AsyncReader, AsyncWriter, Duplex, PipeReader};
+use crate::pipe::{self, AsyncReader, AsyncWriter, Duplex};
 use crate::probe::Probe;
 use crate::process::ChildProcess;
-use crate::protocol::{
-    self, DirGrant, ModuleSource, PreloadHint, RUNNER_MARKER, ReturnArtifact, RunnerConfig, Verdict,
-};
+use crate::protocol::{self, DirGrant, ModuleSource, PreloadHint, RUNNER_MARKER, ReturnArtifact, RunnerConfig};
 use crate::zygote::Zygote;
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, unix::AsyncFd};
-use tokio::task::JoinHandle;
-
-/// How long after its limit the parent kills a runner whose own watchdog failed to end it.
-const BACKSTOP_GRACE: Duration = Duration::from_secs(1);
 
 /// Payloads up to this size fit a control socket's default buffer.
 const SMALL_PAYLOAD: usize = 64 * 1024;
@@ -233,7 +227,7 @@ impl Sandbox {
         self
     }
 
-    /// The guest's stdin: typically a [`PipeReader`] from [`pipe()`](crate::pipe()), or any
+    /// The guest's stdin: typically a [`PipeReader`](crate::PipeReader) from [`pipe()`](crate::pipe()), or any
     /// readable fd (a `File`, ...). The sandbox takes ownership: the parent's copy is closed
     /// once the runner has it.
     pub fn stdin(mut self, stdin: impl Into<OwnedFd>) -> Self {
@@ -401,8 +395,8 @@ impl Sandbox {
             _ => None,
         };
         let mut child = SandboxChild::new(process, parent_control, deadline, sink)?;
-        child.cache_outcome = module.cache_outcome();
-        child.stderr_capture = capture.map(|(reader, max)| spawn_stderr_capture(reader, max)).transpose()?;
+        child.set_cache_outcome(module.cache_outcome());
+        child.capture_stderr(capture)?;
         Ok(child)
     }
 
@@ -501,8 +495,8 @@ impl Sandbox {
         let mut child = spawned?;
         child.wait().await?;
         Ok(child
-            .cache_outcome
-            .take()
+            .cache_outcome()
+            .cloned()
             .unwrap_or_else(|| CacheOutcome::NotStored("the runner sent no compiled module".into())))
     }
 
@@ -606,7 +600,7 @@ impl GuestStdio {
 }
 
 /// A runner that could not be set up: killed and reaped, and the error passed on.
-fn kill_and_fail(mut process: ChildProcess, error: Error) -> Error {
+pub(crate) fn kill_and_fail(mut process: ChildProcess, error: Error) -> Error {
     let _ = process.kill();
     let _ = process.wait();
     error
@@ -632,250 +626,5 @@ fn stdio_for_command(stdio: GuestStdio) -> Stdio {
 }
 
 fn spawn_error(error: io::Error) -> Error {
-    Error::Spawn(error.to_string())
-}
-
-fn spawn_stderr_capture(reader: PipeReader, max: usize) -> Result<JoinHandle<Vec<u8>>> {
-    let mut reader = reader.open()?;
-    Ok(tokio::spawn(async move {
-        let mut tail = std::collections::VecDeque::with_capacity(max.min(64 * 1024));
-        let mut chunk = vec![0u8; 16 * 1024];
-        while let Ok(n @ 1..) = reader.read(&mut chunk).await {
-            tail.extend(&chunk[..n]);
-            let excess = tail.len().saturating_sub(max);
-            tail.drain(..excess);
-        }
-        tail.into()
-    }))
-}
-
-/// A running (or finished) sandboxed guest.
-///
-/// Dropping it kills and reaps the runner with `SIGKILL`, blocking briefly for the reap; see
-/// [`Sandbox`] for which fds the runner holds and how it dies with its parent.
-#[derive(Debug)]
-pub struct SandboxChild {
-    process: Option<ChildProcess>,
-    /// Readable when the process has exited (`None` on kernels without pidfds: then we poll).
-    exit_signal: Option<AsyncFd<OwnedFd>>,
-    /// The control socket, read by `wait` when no artifact is expected.
-    control: Option<tokio::net::UnixStream>,
-    /// Reads the runner's reports while it runs, when it compiles: its artifact must be stored
-    /// as soon as it is sent (the guest starts only once it is), not when `wait` is called.
-    reports: Option<JoinHandle<Reports>>,
-    /// What the compiled-module cache did for this guest, once known.
-    cache_outcome: Option<CacheOutcome>,
-    /// The Landlock ABI the runner reported enforcing.
-    landlock_abi: Option<u8>,
-    stderr_capture: Option<JoinHandle<Vec<u8>>>,
-    captured_stderr: Vec<u8>,
-    /// When the runner started, and its wall-clock limit.
-    deadline: Option<(Instant, Duration)>,
-    ended: Option<Ending>,
-}
-
-/// What `wait` learned, kept so it can be asked again.
-#[derive(Debug, Clone)]
-struct Ending {
-    verdict: Option<Verdict>,
-    status: ExitStatus,
-    /// The parent killed the runner because its watchdog did not end it in time.
-    backstop_timeout: Option<Duration>,
-}
-
-impl SandboxChild {
-    /// Supervises `process`; if that cannot be set up, the runner is killed rather than leaked.
-    fn new(
-        process: ChildProcess,
-        control: UnixStream,
-        deadline: Option<(Instant, Duration)>,
-        sink: Option<ArtifactSink>,
-    ) -> Result<Self> {
-        let watch = || -> io::Result<_> {
-            let exit_signal = match rustix::process::pidfd_open(process.pid(), rustix::process::PidfdFlags::empty()) {
-                // SAFETY: the AsyncFd owns the pidfd, so the fd stays open and unchanged while it
-                // is registered.
-                Ok(pidfd) => Some(
-                    unsafe { AsyncFd::register_with_interest(pidfd, tokio::io::Interest::READABLE) }
-                        .map_err(|e| io::Error::other(e.to_string()))?,
-                ),
-                Err(_) => None,
-            };
-            control.set_nonblocking(true)?;
-            Ok((exit_signal, tokio::net::UnixStream::from_std(control)?))
-        };
-        let (exit_signal, control) = match watch() {
-            Ok(watched) => watched,
-            Err(error) => return Err(kill_and_fail(process, error.into())),
-        };
-        let (control, reports) = match sink {
-            Some(sink) => (None, Some(tokio::spawn(control::read(control, Some(sink))))),
-            None => (Some(control), None),
-        };
-        Ok(Self {
-            process: Some(process),
-            exit_signal,
-            control,
-            reports,
-            cache_outcome: None,
-            landlock_abi: None,
-            stderr_capture: None,
-            captured_stderr: Vec::new(),
-            deadline,
-            ended: None,
-        })
-    }
-
-    /// What the compiled-module cache did for this guest: known from spawn when the cache held
-    /// the module, after [`wait`](Self::wait) when the runner compiled it (`None` until then).
-    pub fn cache_outcome(&self) -> Option<&CacheOutcome> {
-        self.cache_outcome.as_ref()
-    }
-
-    /// The Landlock ABI version the runner enforced on itself, once [`wait`](Self::wait) has
-    /// returned: `Some(0)` on a kernel without Landlock (the other walls then stand alone),
-    /// `None` if the runner ended before hardening.
-    pub fn landlock_abi(&self) -> Option<u8> {
-        self.landlock_abi
-    }
-
-    /// The runner's process id.
-    pub fn id(&self) -> Option<u32> {
-        self.process.as_ref().map(ChildProcess::id)
-    }
-
-    /// Kills the runner with `SIGKILL`; [`wait`](Self::wait) then reports
-    /// [`Error::Killed`]`(9)`. Does nothing if the guest already ended.
-    pub fn kill(&mut self) -> io::Result<()> {
-        match &mut self.process {
-            Some(process) if self.ended.is_none() => process.kill(),
-            _ => Ok(()),
-        }
-    }
-
-    /// Waits for the guest to end and reports how: `Ok` with its exit code when it ran to
-    /// completion, otherwise the typed failure ([`Error::Timeout`], [`Error::Trap`],
-    /// [`Error::MemoryLimit`], [`Error::Killed`], …). Calling it again returns the same answer.
-    ///
-    /// With a timeout configured, this also enforces it as a last resort: a runner still alive one
-    /// second after the limit is killed, and the result is [`Error::Timeout`].
-    pub async fn wait(&mut self) -> Result<GuestExit> {
-        if self.ended.is_none() {
-            let ending = self.wait_for_ending().await?;
-            if let Some(capture) = self.stderr_capture.take() {
-                self.captured_stderr = capture.await.unwrap_or_default();
-            }
-            self.ended = Some(ending);
-        }
-        self.ended.as_ref().expect("set above").to_result()
-    }
-
-    /// The tail of the guest's stderr, when it was [captured](Sandbox::capture_stderr); complete
-    /// once [`wait`](Self::wait) has returned.
-    pub fn captured_stderr(&self) -> &[u8] {
-        &self.captured_stderr
-    }
-
-    async fn wait_for_ending(&mut self) -> Result<Ending> {
-        let backstop = self.deadline.map(|(started, limit)| (started + limit + BACKSTOP_GRACE, limit));
-        let outcome = match backstop {
-            Some((deadline, _)) => tokio::time::timeout_at(deadline.into(), self.verdict_and_status()).await.ok(),
-            None => Some(self.verdict_and_status().await),
-        };
-        match outcome {
-            Some(result) => {
-                let (verdict, status) = result?;
-                Ok(Ending { verdict, status, backstop_timeout: None })
-            }
-            None => {
-                let process = self.process.as_mut().expect("process is present until drop");
-                let _ = process.kill();
-                let status = process.wait()?;
-                Ok(Ending { verdict: None, status, backstop_timeout: backstop.map(|(_, limit)| limit) })
-            }
-        }
-    }
-
-    async fn verdict_and_status(&mut self) -> Result<(Option<Verdict>, ExitStatus)> {
-        let mut verdict = None;
-        let reports = match (self.control.take(), &mut self.reports) {
-            (Some(control), _) => Some(control::read(control, None).await),
-            (None, Some(task)) => Some(task.await.unwrap_or_default()),
-            (None, None) => None,
-        };
-        self.reports = None;
-        if let Some(reports) = reports {
-            if let Some(violation) = reports.violation {
-                let process = self.process.as_mut().expect("process is present until drop");
-                let _ = process.kill();
-                let _ = process.wait();
-                return Err(Error::Runner(violation));
-            }
-            if let Some(stored) = reports.stored {
-                self.cache_outcome = Some(stored);
-            }
-            self.landlock_abi = reports.landlock_abi;
-            verdict = reports.verdict;
-        }
-        let status = self.exit_status().await?;
-        Ok((verdict, status))
-    }
-
-    async fn exit_status(&mut self) -> Result<ExitStatus> {
-        let process = self.process.as_mut().expect("process is present until drop");
-        loop {
-            if let Some(status) = process.try_wait()? {
-                return Ok(status);
-            }
-            match &self.exit_signal {
-                Some(pidfd) => pidfd.readable().await?.clear_ready(),
-                None => tokio::time::sleep(Duration::from_millis(5)).await,
-            }
-        }
-    }
-}
-
-impl Ending {
-    fn to_result(&self) -> Result<GuestExit> {
-        if let Some(limit) = self.backstop_timeout {
-            return Err(Error::Timeout(limit));
-        }
-        if let Some(signal) = self.status.signal() {
-            if signal == libc::SIGSYS && self.verdict.is_none() {
-                return Err(Error::ForbiddenSyscall { number: None, name: None });
-            }
-            return Err(Error::Killed(signal));
-        }
-        match self.verdict.clone() {
-            Some(Verdict::Exited { code }) => Ok(GuestExit::new(code)),
-            Some(Verdict::Timeout { limit }) => Err(Error::Timeout(limit)),
-            Some(Verdict::CompileTimeout { limit }) => Err(Error::CompileTimeout(limit)),
-            Some(Verdict::OutOfMemory { limit }) => Err(Error::OutOfMemory(limit)),
-            Some(Verdict::ForbiddenSyscall { nr }) => Err(Error::ForbiddenSyscall {
-                number: Some(nr),
-                name: syscalls::Sysno::new(nr as usize).map(|sysno| sysno.name().to_string()),
-            }),
-            Some(Verdict::Probed { results }) => Err(Error::Probed(results)),
-            Some(Verdict::MemoryLimit { limit }) => Err(Error::MemoryLimit(limit)),
-            Some(Verdict::FuelExhausted) => Err(Error::FuelExhausted),
-            Some(Verdict::Trap { message, wasm_backtrace }) => Err(Error::Trap { message, wasm_backtrace }),
-            Some(Verdict::InvalidModule { message }) => Err(Error::InvalidModule(message)),
-            Some(Verdict::Failed { message }) => Err(Error::Spawn(message)),
-            None => Err(Error::Runner(format!("the runner exited with {} without reporting a verdict", self.status))),
-        }
-    }
-}
-
-impl Drop for SandboxChild {
-    fn drop(&mut self) {
-        if let Some(reports) = self.reports.take() {
-            reports.abort();
-        }
-        if let Some(mut process) = self.process.take() {
-            if self.ended.is_none() {
-                let _ = process.kill();
-            }
-            let _ = process.wait();
-        }
-    }
+    Error::SpawnIo { context: error.to_string(), source: error }
 }

@@ -2,7 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::process::ChildProcess;
-use crate::protocol::{self, PreloadHint, ZYGOTE_MARKER, ZYGOTE_SEND_ARTIFACT};
+use crate::protocol::{self, PreloadHint, ZYGOTE_ANSWER_LEN, ZYGOTE_MARKER, ZygoteAnswer};
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
@@ -86,22 +86,28 @@ impl Zygote {
         hint: Option<&PreloadHint>,
         artifact: impl FnOnce() -> Option<Arc<[u8]>>,
     ) -> Result<(ChildProcess, bool)> {
-        let payload = hint.map(|hint| serde_json::to_vec(hint).expect("a hint always serializes")).unwrap_or_default();
+        let payload = protocol::encode_preload_hint(hint);
         let socket = self.inner.socket.lock().unwrap_or_else(|e| e.into_inner());
         let lost = |e: io::Error| Error::Spawn(format!("the zygote is gone: {e}"));
         protocol::send_fds(&*socket, &fds.each_ref().map(|fd| fd.as_fd()), &payload).map_err(lost)?;
-        let mut answer = [0u8; 5];
-        (&*socket).read_exact(&mut answer).map_err(lost)?;
-        if answer[..4] == [0; 4] && answer[4] == ZYGOTE_SEND_ARTIFACT {
+        let read_answer = || -> Result<ZygoteAnswer> {
+            let mut answer = [0u8; ZYGOTE_ANSWER_LEN];
+            (&*socket).read_exact(&mut answer).map_err(lost)?;
+            Ok(ZygoteAnswer::decode(answer))
+        };
+        let mut answer = read_answer()?;
+        if answer == ZygoteAnswer::SendArtifact {
             let artifact = artifact();
             let bytes = artifact.as_deref().unwrap_or_default();
             (&*socket).write_all(&(bytes.len() as u64).to_le_bytes()).map_err(lost)?;
             (&*socket).write_all(bytes).map_err(lost)?;
-            (&*socket).read_exact(&mut answer).map_err(lost)?;
+            answer = read_answer()?;
         }
-        match u32::from_le_bytes(answer[..4].try_into().expect("four bytes")) {
-            0 => Err(Error::Spawn("the zygote could not fork a runner".into())),
-            pid => Ok((ChildProcess::from_pid(pid), answer[4] == 1)),
+        match answer {
+            ZygoteAnswer::Forked { pid, preloaded } => Ok((ChildProcess::from_pid(pid), preloaded)),
+            ZygoteAnswer::ForkFailed | ZygoteAnswer::SendArtifact => {
+                Err(Error::Spawn("the zygote could not fork a runner".into()))
+            }
         }
     }
 }

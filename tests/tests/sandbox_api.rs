@@ -79,3 +79,141 @@ async fn a_builder_spawned_twice_uses_up_given_fds_but_keeps_settings() {
     rx.open().unwrap().read_to_end(&mut out).await.unwrap();
     assert!(out.is_empty());
 }
+
+/// Children of this process, zombies included.
+fn children() -> Vec<u32> {
+    let me = std::process::id().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_string_lossy().parse::<u32>().ok())
+        .filter(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)) == Some(me.as_str())
+        })
+        .collect()
+}
+
+#[test]
+fn spawn_outside_a_tokio_runtime_fails_before_anything_starts() {
+    // In a process of its own, where no other test starts runners meanwhile.
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "spawn_outside_a_runtime_in_isolation", "--include-ignored", "--test-threads=1"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("1 passed"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Run by the test above, alone in its process.
+#[test]
+#[ignore = "run in its own process by spawn_outside_a_tokio_runtime_fails_before_anything_starts"]
+fn spawn_outside_a_runtime_in_isolation() {
+    let result = Sandbox::new(guests::SIMPLEX).spawn();
+    let Err(Error::Spawn(message)) = result else { panic!("{result:?}") };
+    assert!(message.contains("tokio runtime"), "{message}");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert_eq!(children(), Vec::<u32>::new(), "no runner was started: none runs, none is a zombie");
+}
+
+#[tokio::test]
+async fn try_wait_reports_nothing_while_running_then_the_end_and_id_goes_away() {
+    let (mut child, tx, mut rx) = Sandbox::new(guests::BLOCK_READ).spawn_piped().unwrap();
+    assert!(child.id().is_some());
+    assert!(child.try_wait().unwrap().is_none(), "blocked reading stdin");
+    drop(tx);
+    assert_eq!(rx.read_line().await.unwrap().as_deref(), Some(&b"eof\n"[..]));
+    let exit = loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            break exit;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    };
+    assert!(exit.success());
+    assert_eq!(child.id(), None, "reaped: the pid may belong to another process now");
+    assert!(child.wait().await.unwrap().success(), "wait agrees");
+    assert!(child.usage().is_some());
+}
+
+#[tokio::test]
+async fn a_kill_handle_cancels_a_guest_another_task_is_waiting_for() {
+    let (stdin, _keep_open) = wasmpipe::pipe().unwrap();
+    let mut child = Sandbox::new(guests::BLOCK_READ).stdin(stdin).spawn().unwrap();
+    let killer = child.kill_handle();
+    let waiter = tokio::spawn(async move { child.wait().await });
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    killer.clone().kill().unwrap();
+    let ended = waiter.await.unwrap();
+    assert!(matches!(ended, Err(Error::Killed(libc::SIGKILL))), "{ended:?}");
+    killer.kill().unwrap(); // Once reaped, killing again is a no-op.
+}
+
+#[tokio::test]
+async fn a_grant_that_is_not_a_directory_fails_at_spawn_naming_the_path() {
+    let file = temp_dir("not-a-dir");
+    std::fs::write(&file, b"a file").unwrap();
+    let result = Sandbox::new(guests::SIMPLEX).dir(&file, "/data").spawn();
+    let Err(error @ Error::DirGrant { .. }) = result else { panic!("{result:?}") };
+    assert!(error.to_string().contains(&*file.to_string_lossy()), "{error}");
+    std::fs::remove_file(&file).unwrap();
+}
+
+#[tokio::test]
+async fn a_trap_message_is_the_one_line_cause_and_the_backtrace_is_apart() {
+    let result = Sandbox::new(guests::TRAP).capture_stderr(4096).spawn().unwrap().wait().await;
+    let Err(Error::Trap { message, wasm_backtrace }) = result else { panic!("{result:?}") };
+    assert!(!message.contains('\n'), "{message}");
+    assert!(message.contains("unreachable"), "{message}");
+    assert!(wasm_backtrace.is_some_and(|trace| !trace.contains(&message)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// usage
+
+/// A command module whose `_start` runs `body`.
+fn module(declarations: &str, body: &str) -> Vec<u8> {
+    wat::parse_str(format!(r#"(module {declarations} (func (export "_start") {body}))"#)).unwrap()
+}
+
+#[tokio::test]
+async fn usage_reports_the_peak_of_linear_memory() {
+    // 10 pages at start, grown by 5: 15 pages of 64 KiB at the peak.
+    let bytes = module(r#"(memory (export "memory") 10)"#, "i32.const 5 memory.grow drop");
+    let mut child = Sandbox::from_bytes("grow.wasm", bytes).spawn().unwrap();
+    assert!(child.wait().await.unwrap().success());
+    assert_eq!(child.usage().unwrap().peak_memory, Some(15 * 65536));
+}
+
+#[tokio::test]
+async fn usage_reports_fuel_consumed() {
+    let fuel_for = |pairs: usize| {
+        let bytes = module("", &"i32.const 1 drop ".repeat(pairs));
+        async move {
+            let mut child = Sandbox::from_bytes("fuel.wasm", bytes).fuel(1_000_000).spawn().unwrap();
+            assert!(child.wait().await.unwrap().success());
+            child.usage().unwrap().fuel_consumed.unwrap()
+        }
+    };
+    let (small, large) = (fuel_for(100).await, fuel_for(200).await);
+    assert_eq!(large - small, 100, "one unit per i32.const: {small} vs {large}");
+    let mut child = Sandbox::new(guests::SIMPLEX).spawn().unwrap();
+    child.wait().await.unwrap();
+    assert_eq!(child.usage().unwrap().fuel_consumed, None, "no budget, no count");
+}
+
+#[tokio::test]
+async fn usage_reports_wall_and_cpu_time_even_on_failure() {
+    let limit = std::time::Duration::from_millis(800);
+    let mut child = Sandbox::new(guests::SPIN).timeout(limit).spawn().unwrap();
+    assert!(matches!(child.wait().await, Err(Error::Timeout(_))));
+    let usage = child.usage().unwrap();
+    assert!(usage.wall_time >= limit, "{usage:?}");
+    // It spun the whole time: at least an eighth of a CPU even with other tests on both cores
+    // (wait4's rusage, not a guess), and never more than the wall time on one thread.
+    assert!(usage.cpu_user >= limit / 8, "{usage:?}");
+    assert!(usage.cpu_user <= usage.wall_time * 2, "{usage:?}");
+}

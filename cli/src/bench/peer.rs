@@ -46,11 +46,13 @@ impl Launcher {
     pub fn spawn(&self, kind: Kind) -> anyhow::Result<Peer> {
         let (ours, theirs) = wasmpipe::duplex()?;
         let process = match kind {
-            Kind::Sandbox => Process::Sandbox(self.sandbox().cache_dir(self.cache.path()).duplex(theirs).spawn()?),
-            Kind::SandboxUncached => Process::Sandbox(self.sandbox().no_cache().duplex(theirs).spawn()?),
-            Kind::SandboxZygote => Process::Sandbox(
+            Kind::Sandbox => {
+                Process::Sandbox(Box::new(self.sandbox().cache_dir(self.cache.path()).duplex(theirs).spawn()?))
+            }
+            Kind::SandboxUncached => Process::Sandbox(Box::new(self.sandbox().no_cache().duplex(theirs).spawn()?)),
+            Kind::SandboxZygote => Process::Sandbox(Box::new(
                 self.sandbox().cache_dir(self.cache.path()).zygote(&self.zygote).duplex(theirs).spawn()?,
-            ),
+            )),
             Kind::Native => {
                 let (stdin, stdout) = theirs.into_parts();
                 // The command (holding our copies of the child's ends) is a temporary, dropped
@@ -83,7 +85,7 @@ pub(crate) struct Peer {
 }
 
 enum Process {
-    Sandbox(SandboxChild),
+    Sandbox(Box<SandboxChild>),
     Native(tokio::process::Child),
 }
 

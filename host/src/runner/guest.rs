@@ -4,6 +4,7 @@ use super::stdio::{self, FastStdio, HasFastStdio};
 use crate::protocol::{DirGrant, ModuleSource, ReturnArtifact, RunnerConfig, Verdict};
 use std::fs::File;
 use std::os::fd::FromRawFd;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use wasmtime::{Config, Engine, Linker, Module, ResourceLimiter, Store, Trap, WasmBacktrace};
 use wasmtime_wasi::cli::{InputFile, OutputFile};
@@ -68,12 +69,19 @@ struct GuestLimiter {
 /// What one table element costs: wasmtime stores a pointer-sized reference per element.
 const TABLE_ELEMENT_BYTES: usize = size_of::<usize>();
 
+/// The most the guest's memories and tables held at once, in bytes, for the usage report.
+pub(crate) static PEAK_MEMORY: AtomicU64 = AtomicU64::new(0);
+
+/// Fuel the guest burned, once `_start` returned or trapped; `u64::MAX` when unknown.
+pub(crate) static FUEL_CONSUMED: AtomicU64 = AtomicU64::new(u64::MAX);
+
 impl GuestLimiter {
     fn grow(&mut self, current: usize, desired: usize) -> bool {
         let used = self.used.saturating_sub(current).saturating_add(desired);
         let allowed = used <= self.limit;
         if allowed {
             self.used = used;
+            PEAK_MEMORY.fetch_max(used as u64, Ordering::Relaxed);
         }
         self.denied |= !allowed;
         allowed
@@ -246,9 +254,13 @@ impl Ready {
     /// The store is deliberately never dropped: through wasmtime-wasi it owns `File`s for fds
     /// 0–2, which the guest may already have closed through the fast path (closing twice aborts
     /// under Rust's I/O-safety checks), and the runner `_exit`s right after the verdict anyway.
-    pub(crate) fn run(self) -> Verdict {
+    pub(crate) fn run(self, fuel: Option<u64>) -> Verdict {
         let Ready { store, start, timeout } = Box::leak(Box::new(self));
-        match start.call(&mut *store, ()) {
+        let ended = start.call(&mut *store, ());
+        if let (Some(budget), Ok(left)) = (fuel, store.get_fuel()) {
+            FUEL_CONSUMED.store(budget.saturating_sub(left), Ordering::Relaxed);
+        }
+        match ended {
             Ok(()) => Verdict::Exited { code: 0 },
             Err(error) => classify(store, error, Phase::Run, *timeout),
         }
@@ -275,6 +287,7 @@ fn classify(store: &Store<GuestState>, error: wasmtime::Error, phase: Phase, tim
         Some(Trap::Interrupt) => Verdict::Timeout { limit: timeout.unwrap_or_default() },
         Some(trap) => Verdict::Trap { message: trap.to_string(), wasm_backtrace },
         None if phase == Phase::Instantiate => Verdict::InvalidModule { message: format!("{error:#}") },
-        None => Verdict::Trap { message: format!("{error:#}"), wasm_backtrace },
+        // The cause alone, on one line: the backtrace lives in `wasm_backtrace`.
+        None => Verdict::Trap { message: error.root_cause().to_string(), wasm_backtrace },
     }
 }

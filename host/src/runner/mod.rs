@@ -9,13 +9,38 @@
 //! The control socket arrives as fd 0 and the guest's stdin follows over it; the runner moves
 //! them to fds 3 and 0 (a runner forked by a [`zygote`] gets all four in place instead).
 //!
-//! Then, in order: close every fd but 0–3; read the config and the module (or a verified
-//! compiled artifact) from the control socket (fd 3); lock the process down (rlimits,
-//! no_new_privs, capabilities, Landlock: see [`harden`]); start the watchman (timeout, parent
-//! death) and the timer driver (see [`threads`]); open the granted directories; apply the
-//! seccomp filter; only then parse and compile or deserialize the module (sending a fresh
-//! artifact back for the parent's cache); forbid new executable mappings; instantiate; run
-//! `_start`; send the verdict on fd 3; `_exit`.
+//! # A map of one run, from `spawn()` to `_start` and back
+//!
+//! In the parent (`sandbox.rs`, `child.rs`):
+//! 1. [`Sandbox::spawn`](crate::Sandbox::spawn) checks it runs in a tokio runtime and checks
+//!    the directory grants (`grants.rs`); then starts the runner: a `posix_spawn` of
+//!    `/proc/self/exe` with the control socket as its stdin (or a clone from a
+//!    [`Zygote`](crate::Zygote), `zygote.rs`).
+//! 2. It reads the module, hashes it, and looks it up in the compiled-module cache (`cache/`):
+//!    a verified artifact, or the module's bytes, follows the JSON config on the control socket
+//!    (`protocol.rs`).
+//! 3. [`SandboxChild`](crate::SandboxChild) (`child.rs`) then waits on a pidfd and reads the
+//!    runner's frames (`control.rs`): the artifact it compiled (stored in the cache at once),
+//!    "hardened" with the Landlock ABI, its usage, and the verdict, which `wait` turns into an
+//!    `Ok(GuestExit)` or a typed [`Error`](crate::Error).
+//!
+//! In the runner (this module), in order:
+//! 1. [`hook`] runs before `main`; close every fd but 0–3; take the control socket to fd 3 and
+//!    the guest's stdin (passed over it) to fd 0;
+//! 2. read the config and the module or artifact ([`run`]);
+//! 3. lock down, still single-threaded ([`harden::lock_down_files`]): rlimits, `no_new_privs`,
+//!    capabilities, Landlock;
+//! 4. start the watchman (timeout, compile limit, parent death) and the timer driver
+//!    ([`threads`]), wasmtime-wasi's blocking thread and, to compile, the compiler's threads;
+//!    open the granted directories (`guest::wasi_context`);
+//! 5. the seccomp allowlist on every thread ([`harden::apply_syscall_filter`]);
+//! 6. parse and compile, or deserialize (`guest::load`), sending a fresh artifact back;
+//! 7. forbid new executable mappings ([`harden::forbid_new_code`]);
+//! 8. link WASI (with the fast stdio path, [`stdio`], when no directory is granted),
+//!    instantiate (any `start` function runs here), run `_start` (`guest::Ready::run`);
+//! 9. send the usage and the verdict on fd 3 ([`report_and_exit`]) and `_exit` with the status
+//!    of [`crate::status`]. A `SIGSYS` from the filter or a `SIGABRT` is reported by a signal
+//!    handler instead (`harden`), the timeout by the watchman.
 
 mod guest;
 mod harden;
@@ -164,7 +189,7 @@ fn run(mut control: File) -> Result<Verdict, String> {
     if !config.probes.is_empty() {
         return Ok(Verdict::Probed { results: config.probes.iter().map(|probe| probe.run(parent)).collect() });
     }
-    Ok(prepared.run())
+    Ok(prepared.run(config.limits.fuel_limit()))
 }
 
 /// Reads the module (or its compiled artifact) that follows the config; the parent always
@@ -251,6 +276,12 @@ pub(crate) fn report_and_exit(verdict: &Verdict) -> ! {
     let mut control = CONTROL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let first = !REPORTED.swap(true, Ordering::SeqCst);
     if let (true, Some(mut socket)) = (first, control.take()) {
+        let fuel = guest::FUEL_CONSUMED.load(Ordering::Relaxed);
+        let usage = protocol::RunnerUsage {
+            peak_memory: guest::PEAK_MEMORY.load(Ordering::Relaxed),
+            fuel_consumed: (fuel != u64::MAX).then_some(fuel),
+        };
+        let _ = socket.write_all(&protocol::encode_usage(&usage));
         let _ = socket.write_all(&protocol::encode_verdict(verdict));
     } else if let Verdict::Failed { message } = verdict {
         // No control socket yet: stderr is the only way left to say why.

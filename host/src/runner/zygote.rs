@@ -23,7 +23,7 @@
 //! the (now stale) cached one.
 
 use super::{PRELOADED, PREPARED_ENGINES, guest, harden, run_to_verdict};
-use crate::protocol::{self, CONTROL_FD, PreloadHint, ZYGOTE_SEND_ARTIFACT};
+use crate::protocol::{self, CONTROL_FD, PreloadHint, ZygoteAnswer};
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
@@ -61,10 +61,7 @@ pub(super) fn serve() -> ! {
             Ok(_) => exit_with("a fork request must carry exactly four fds"),
             Err(e) => exit_with(&format!("cannot receive a fork request: {e}")),
         };
-        let preloaded = match serde_json::from_slice::<PreloadHint>(&payload) {
-            Ok(hint) => preload(&mut socket, &hint),
-            Err(_) => false,
-        };
+        let preloaded = protocol::decode_preload_hint(&payload).is_some_and(|hint| preload(&mut socket, &hint));
         // SAFETY: a raw clone with a null stack behaves like fork; see the module docs for why
         // skipping glibc's fork handlers is sound in this single-threaded process.
         let pid = unsafe { libc::syscall(libc::SYS_clone, libc::CLONE_PARENT | libc::SIGCHLD, 0, 0, 0, 0) };
@@ -72,12 +69,12 @@ pub(super) fn serve() -> ! {
             become_runner(fds);
         }
         drop(fds);
-        // A failed clone answers 0, which the host reports as a spawn error.
-        let pid = u32::try_from(pid).unwrap_or(0);
-        let mut answer = [0u8; 5];
-        answer[..4].copy_from_slice(&pid.to_le_bytes());
-        answer[4] = u8::from(preloaded);
-        if socket.write_all(&answer).is_err() {
+        // A failed clone (-1) is reported as such; the host turns it into a spawn error.
+        let answer = match u32::try_from(pid) {
+            Ok(pid @ 1..) => ZygoteAnswer::Forked { pid, preloaded },
+            _ => ZygoteAnswer::ForkFailed,
+        };
+        if socket.write_all(&answer.encode()).is_err() {
             unsafe { libc::_exit(0) };
         }
     }
@@ -90,10 +87,8 @@ fn preload(socket: &mut File, hint: &PreloadHint) -> bool {
     if super::preloaded(&hint.digest, hint.fuel).is_some() {
         return true;
     }
-    let mut ask = [0u8; 5];
-    ask[4] = ZYGOTE_SEND_ARTIFACT;
     let mut len = [0u8; 8];
-    if socket.write_all(&ask).and_then(|()| socket.read_exact(&mut len)).is_err() {
+    if socket.write_all(&ZygoteAnswer::SendArtifact.encode()).and_then(|()| socket.read_exact(&mut len)).is_err() {
         unsafe { libc::_exit(0) };
     }
     let len = u64::from_le_bytes(len);
