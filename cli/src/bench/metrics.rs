@@ -25,6 +25,8 @@ const WARMUP_ROUND_TRIPS: u32 = 100;
 
 pub(crate) async fn run_all(plan: &Plan) -> anyhow::Result<Results> {
     let launcher = Launcher::new()?;
+    progress("whole-process start: `wasmpipe run` of a cached guest");
+    let process_start = process_start(plan.cold_samples)?;
     progress("cold start: spawn -> first reply");
     let (cold_start, cold_start_uncached, cold_start_zygote) = cold_start(&launcher, plan.cold_samples).await?;
     progress(&format!("ping-pong: {} round trips on one CPU", plan.round_trips));
@@ -36,6 +38,7 @@ pub(crate) async fn run_all(plan: &Plan) -> anyhow::Result<Results> {
     progress(&format!("{} children started at once", plan.concurrent));
     let (start_many, start_many_zygote) = start_many(&launcher, plan.runs, plan.concurrent).await?;
     Ok(Results {
+        process_start,
         cold_start,
         cold_start_uncached,
         cold_start_zygote,
@@ -50,6 +53,48 @@ pub(crate) async fn run_all(plan: &Plan) -> anyhow::Result<Results> {
 /// Progress goes to stderr, keeping stdout for the report (and `--json` parseable).
 fn progress(what: &str) {
     eprintln!("bench: {what}");
+}
+
+/// A whole `wasmpipe run` of the (cached) simplex guest until it exits, against an exec of the
+/// same program compiled natively, in ms: what a shell script pays per sandboxed command.
+fn process_start(samples: usize) -> anyhow::Result<Comparison> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("wasmpipe-bench-run-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let result = (|| {
+        let wasm = dir.join("simplex.wasm");
+        std::fs::write(&wasm, crate::guests::SIMPLEX)?;
+        let native = dir.join("simplex");
+        std::fs::write(&native, crate::guests::SIMPLEX_NATIVE)?;
+        std::fs::set_permissions(&native, std::fs::Permissions::from_mode(0o755))?;
+        let this = std::env::current_exe()?;
+        let run = |sandboxed: bool| -> anyhow::Result<f64> {
+            let mut command = if sandboxed {
+                let mut command = std::process::Command::new(&this);
+                command.arg("run").arg(&wasm).env("WASMPIPE_CACHE_DIR", dir.join("cache"));
+                command
+            } else {
+                std::process::Command::new(&native)
+            };
+            command.stdout(std::process::Stdio::null());
+            let started = Instant::now();
+            let status = command.status()?;
+            let elapsed = started.elapsed();
+            ensure!(status.success(), "{command:?} failed: {status}");
+            Ok(millis(elapsed))
+        };
+        // Warm the compiled-module cache and the page cache.
+        run(true)?;
+        run(false)?;
+        let (mut sandbox, mut native) = (Vec::new(), Vec::new());
+        for _ in 0..samples {
+            sandbox.push(run(true)?);
+            native.push(run(false)?);
+        }
+        Ok(Comparison { sandbox: Stats::of(sandbox), native: Stats::of(native) })
+    })();
+    let _ = std::fs::remove_dir_all(&dir);
+    result
 }
 
 /// Spawn to first reply, in ms: the sandbox from a warm cache, compiling, and forked by a

@@ -7,6 +7,8 @@ use std::fmt::Write;
 
 /// Everything `wasmpipe bench` measured.
 pub(crate) struct Results {
+    /// A whole `wasmpipe run` of a cached tiny guest against an exec of it compiled natively (ms).
+    pub process_start: Comparison,
     /// Spawn to first reply (ms), the sandbox loading from a warm cache.
     pub cold_start: Comparison,
     /// Spawn to first reply (ms), the sandbox compiling the module.
@@ -36,6 +38,7 @@ pub(crate) fn table(results: &Results, plan: &Plan) -> String {
     let cold = &results.cold_start;
     let many = &results.start_many;
     let rows = [
+        row("`wasmpipe run` of a cached guest, whole process (ms)", &results.process_start),
         row("cold start, spawn → first reply (ms)", cold),
         variant_row("  sandbox compiling at every start (ms)", results.cold_start_uncached, cold),
         variant_row("  sandbox forked by a zygote (ms)", results.cold_start_zygote, cold),
@@ -108,6 +111,7 @@ pub(crate) fn json(results: &Results, plan: &Plan) -> Value {
     add_variant(&mut start64, "zygote", &results.start_many_zygote, &results.start_many);
 
     json!({
+        "process_start_ms": comparison_json(&results.process_start, plan.cold_samples),
         "cold_start_ms": cold_start,
         "roundtrip_us": roundtrip,
         "bulk_mb_s": bulk,

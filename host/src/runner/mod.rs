@@ -275,7 +275,9 @@ static REPORTED: AtomicBool = AtomicBool::new(false);
 pub(crate) fn report_and_exit(verdict: &Verdict) -> ! {
     let mut control = CONTROL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let first = !REPORTED.swap(true, Ordering::SeqCst);
-    if let (true, Some(mut socket)) = (first, control.take()) {
+    // The socket stays open until `_exit`: closing it would tell the watchman the parent is
+    // gone, and it would race this thread to exit with its own status.
+    if let (true, Some(socket)) = (first, control.as_mut()) {
         let fuel = guest::FUEL_CONSUMED.load(Ordering::Relaxed);
         let usage = protocol::RunnerUsage {
             peak_memory: guest::PEAK_MEMORY.load(Ordering::Relaxed),
