@@ -310,6 +310,14 @@ impl SandboxChild {
     ///
     /// With a timeout configured, this also enforces it as a last resort: a runner still alive one
     /// second after the limit is killed, and the result is [`Error::Timeout`].
+    ///
+    /// # Errors
+    ///
+    /// How the guest failed: [`Error::Timeout`], [`Error::CompileTimeout`], [`Error::Trap`],
+    /// [`Error::MemoryLimit`], [`Error::OutOfMemory`], [`Error::FuelExhausted`],
+    /// [`Error::InvalidModule`], [`Error::Killed`], [`Error::ForbiddenSyscall`]; or
+    /// [`Error::Runner`] when the runner broke its protocol (it is killed), [`Error::Spawn`]
+    /// when it could not set itself up, [`Error::Io`] when waiting for it failed.
     pub async fn wait(&mut self) -> Result<GuestExit> {
         if self.ended.is_none() {
             let ending = match self.pending.take() {

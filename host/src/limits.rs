@@ -155,6 +155,10 @@ impl Limits {
 /// assert_eq!(wasmpipe::parse_size("64MiB"), Ok(64 << 20));
 /// assert!(wasmpipe::parse_size("lots").is_err());
 /// ```
+///
+/// # Errors
+///
+/// A message naming the text when it is not a number with a known unit, or overflows `u64`.
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let text = text.trim();
     let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
@@ -178,6 +182,10 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 /// ```
 /// assert_eq!(wasmpipe::parse_duration("500ms"), Ok(std::time::Duration::from_millis(500)));
 /// ```
+///
+/// # Errors
+///
+/// A message naming the text when `humantime` cannot parse it.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text.trim()).map_err(|e| format!("`{text}` is not a duration such as 2s: {e}"))
 }

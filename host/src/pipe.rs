@@ -32,6 +32,11 @@ const READ_BUFFER_CAPACITY: usize = 64 * 1024;
 /// assert_eq!(rx.read_line().await?, None);
 /// # Ok(()) }
 /// ```
+///
+/// # Errors
+///
+/// `pipe2` failed: typically the process or system ran out of file descriptors (`EMFILE`,
+/// `ENFILE`).
 pub fn pipe() -> io::Result<(PipeReader, PipeWriter)> {
     let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
     Ok((PipeReader { fd: read }, PipeWriter { fd: write }))
@@ -41,6 +46,10 @@ pub fn pipe() -> io::Result<(PipeReader, PipeWriter)> {
 ///
 /// Typically one end stays in the parent and the other is handed to a sandbox with
 /// [`Sandbox::duplex`](crate::Sandbox::duplex), where it becomes the guest's stdin and stdout.
+///
+/// # Errors
+///
+/// As for [`pipe()`]: creating one of the two pipes failed.
 pub fn duplex() -> io::Result<(Duplex, Duplex)> {
     let (a_rx, b_tx) = pipe()?;
     let (b_rx, a_tx) = pipe()?;
@@ -69,6 +78,11 @@ pub struct Duplex {
 impl PipeReader {
     /// Opens this end in the parent for async reading (aiopipe's `open`). Must be called within a
     /// tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// The fd cannot be made non-blocking or registered with tokio's I/O driver (for example
+    /// when the runtime was built without I/O enabled).
     pub fn open(self) -> io::Result<AsyncReader> {
         let receiver = pipe::Receiver::from_owned_fd(self.fd)?;
         Ok(AsyncReader {
@@ -81,6 +95,10 @@ impl PipeReader {
 impl PipeWriter {
     /// Opens this end in the parent for async writing (aiopipe's `open`). Must be called within a
     /// tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// As for [`PipeReader::open`].
     pub fn open(self) -> io::Result<AsyncWriter> {
         Ok(AsyncWriter { inner: Some(pipe::Sender::from_owned_fd(self.fd)?) })
     }
@@ -88,6 +106,10 @@ impl PipeWriter {
 
 impl Duplex {
     /// Opens both halves for async use, as `(reader, writer)`.
+    ///
+    /// # Errors
+    ///
+    /// As for [`PipeReader::open`], for either half.
     pub fn open(self) -> io::Result<(AsyncReader, AsyncWriter)> {
         Ok((self.rx.open()?, self.tx.open()?))
     }
@@ -148,6 +170,11 @@ impl AsyncReader {
     ///
     /// Cancel-safe: if the future is dropped before completing, the bytes of a partial line are
     /// kept and the next call continues where it stopped.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::LineTooLong`](crate::Error::LineTooLong) for a line over the maximum (see
+    /// above), [`Error::Io`](crate::Error::Io) when reading the pipe fails.
     pub async fn read_line(&mut self) -> Result<Option<Vec<u8>>> {
         loop {
             let chunk = self.inner.fill_buf().await?;
@@ -176,11 +203,19 @@ impl AsyncReader {
     }
 
     /// Reads exactly `buf.len()` bytes; fails with `UnexpectedEof` if the stream ends first.
+    ///
+    /// # Errors
+    ///
+    /// `UnexpectedEof` as said, or the read failed.
     pub async fn read_exact(&mut self, buf: &mut [u8]) -> io::Result<()> {
         AsyncReadExt::read_exact(&mut self.inner, buf).await.map(drop)
     }
 
     /// Reads everything up to EOF, appending to `buf`; returns the number of bytes read.
+    ///
+    /// # Errors
+    ///
+    /// A read failed; what was read until then is in `buf`.
     pub async fn read_to_end(&mut self, buf: &mut Vec<u8>) -> io::Result<usize> {
         AsyncReadExt::read_to_end(&mut self.inner, buf).await
     }
@@ -223,16 +258,28 @@ pub struct AsyncWriter {
 impl AsyncWriter {
     /// Writes all of `buf`. Fails with `BrokenPipe` if the reading side has gone (e.g. the guest
     /// exited).
+    ///
+    /// # Errors
+    ///
+    /// `BrokenPipe` as said, or the write failed otherwise.
     pub async fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
         AsyncWriteExt::write_all(self, buf).await
     }
 
     /// Flushes buffered data (there is none; see the type docs).
+    ///
+    /// # Errors
+    ///
+    /// None in practice: there is nothing to flush.
     pub async fn flush(&mut self) -> io::Result<()> {
         AsyncWriteExt::flush(self).await
     }
 
     /// Closes the pipe so the reader sees EOF. Calling it again does nothing.
+    ///
+    /// # Errors
+    ///
+    /// None in practice: closing an fd we own cannot fail in a way that leaves it open.
     pub async fn shutdown(&mut self) -> io::Result<()> {
         self.inner = None;
         Ok(())

@@ -502,6 +502,10 @@ impl Sandbox {
 
     /// Starts the guest with fresh pipes as its stdin and stdout and returns the parent's ends:
     /// `(child, writer to the guest's stdin, reader of the guest's stdout)`.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`spawn`](Self::spawn), and of creating and opening the pipes.
     pub fn spawn_piped(&mut self) -> Result<(SandboxChild, AsyncWriter, AsyncReader)> {
         let (parent_end, child_end) = pipe::duplex()?;
         let (stdin, stdout) = child_end.into_parts();

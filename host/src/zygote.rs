@@ -60,6 +60,11 @@ struct Inner {
 
 impl Zygote {
     /// Starts a zygote process (a fresh exec of this binary, like a runner).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::SpawnIo`] when the process cannot be started, [`Error::Io`] when the socket pair
+    /// cannot be created.
     pub fn start() -> Result<Zygote> {
         crate::runner::ensure_hook_linked();
         let (ours, theirs) = UnixStream::pair()?;
@@ -67,7 +72,12 @@ impl Zygote {
         command.arg0("wasmpipe-zygote");
         command.env_clear().env(ZYGOTE_MARKER, "1");
         command.stdin(Stdio::from(OwnedFd::from(theirs))).stdout(Stdio::null());
-        let process = ChildProcess::from_pid(command.spawn().map_err(|e| Error::Spawn(e.to_string()))?.id());
+        let process = ChildProcess::from_pid(
+            command
+                .spawn()
+                .map_err(|e| Error::SpawnIo { context: format!("cannot start the zygote: {e}"), source: e })?
+                .id(),
+        );
         Ok(Zygote { inner: Arc::new(Inner { socket: Mutex::new(ours), process: Mutex::new(process) }) })
     }
 
