@@ -229,8 +229,18 @@ async fn status_of_a_running_runner(sandbox: Sandbox) -> String {
     let (stdin, keep_open) = wasmpipe::pipe().unwrap();
     let mut child = sandbox.stdin(stdin).spawn().unwrap();
     let pid = child.id().unwrap();
-    // Blocked in its first read: hardened by then.
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // Once its guest blocks in its first read, the runner is fully hardened: wait for that
+    // (the guest's thread sleeping in `read`), however loaded the machine is.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        let wchan = std::fs::read_to_string(format!("/proc/{pid}/wchan")).unwrap_or_default();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let sleeping = stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('S'));
+        if sleeping && wchan.contains("pipe_read") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     drop(keep_open);
     let _ = child.wait().await;
@@ -262,10 +272,19 @@ async fn a_start_function_runs_behind_both_walls() {
     let mut child =
         Sandbox::from_bytes("start.wasm", module).timeout(std::time::Duration::from_secs(3)).spawn().unwrap();
     let pid = child.id().unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    // The filter must be there while the runner spins in `start` (before 18f88b2 it came only
+    // after instantiation, which this module never finishes): look until the timeout nears.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(2500);
+    let status = loop {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        if field(&status, "Seccomp:") == "2" || std::time::Instant::now() > deadline {
+            break status;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
     assert_eq!(field(&status, "Seccomp:"), "2", "{status}");
     assert_eq!(field(&status, "NoNewPrivs:"), "1", "{status}");
+    // And it did spin in `start` until the timeout.
     assert!(matches!(child.wait().await, Err(Error::Timeout(_))));
 }
 

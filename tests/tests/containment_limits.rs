@@ -112,9 +112,16 @@ async fn the_runner_has_a_process_wide_memory_backstop() {
     let (stdin, keep_open) = wasmpipe::pipe().unwrap();
     let mut child = Sandbox::new(guests::BLOCK_READ).memory(64 << 20).stdin(stdin).spawn().unwrap();
     let pid = child.id().unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
-    let data = limits.lines().find(|line| line.starts_with("Max data size")).unwrap();
+    // The limit is set early in the runner's start-up: wait for it, however loaded the machine.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let data = loop {
+        let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+        let data = limits.lines().find(|line| line.starts_with("Max data size")).unwrap().to_owned();
+        if !data.contains("unlimited") || Instant::now() > deadline {
+            break data;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     let soft: u64 = data.split_whitespace().nth(3).unwrap().parse().unwrap();
     // The limit, the runtime's allowance, and twice the (small) cached artifact.
     let floor = (64 << 20) + (192 << 20);
