@@ -45,6 +45,28 @@ pub(crate) fn check(host: &Path, protected: &[PathBuf], allow_dangerous: bool) -
     Ok(canonical)
 }
 
+/// Opens a checked grant (its canonical path) without following any symlink on the way, so the
+/// directory the runner gets is the one that was checked, even if someone swaps a component of
+/// the path for a symlink in between. The runner uses this fd, never the path.
+///
+/// # Errors
+///
+/// [`Error::DirGrant`] when the path no longer leads, symlink-free, to a directory.
+pub(crate) fn open(host: &Path, canonical: &Path) -> Result<rustix::fd::OwnedFd> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let opened = match rustix::fs::openat2(rustix::fs::CWD, canonical, flags, Mode::empty(), ResolveFlags::NO_SYMLINKS)
+    {
+        // Kernels before 5.6: at least the last component must not be a symlink.
+        Err(rustix::io::Errno::NOSYS) => rustix::fs::open(canonical, flags | OFlags::NOFOLLOW, Mode::empty()),
+        other => other,
+    };
+    opened.map_err(|e| Error::DirGrant {
+        path: host.to_path_buf(),
+        reason: format!("it changed while it was being granted ({e})"),
+    })
+}
+
 /// The paths a grant must not overlap: the cache directory and the key file, canonical where
 /// they exist.
 pub(crate) fn protected_paths(cache_dir: Option<&Path>) -> Vec<PathBuf> {

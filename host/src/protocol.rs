@@ -143,8 +143,12 @@ impl Verdict {
     }
 }
 
-/// Most fds one message carries: a zygote request (control socket, stdin, stdout, stderr).
-pub(crate) const MAX_PASSED_FDS: usize = 4;
+/// Most directories one sandbox may be granted: their fds travel in one message.
+pub(crate) const MAX_GRANTS: usize = 32;
+
+/// Most fds one message carries: a zygote request (control socket, stdin, stdout, stderr) and
+/// the granted directories.
+pub(crate) const MAX_PASSED_FDS: usize = 4 + MAX_GRANTS;
 
 /// Largest payload sent along with fds (a zygote request's [`PreloadHint`]).
 pub(crate) const MAX_FD_PAYLOAD: usize = 8192;

@@ -340,6 +340,11 @@ impl Sandbox {
         crate::runner::ensure_hook_linked();
         let cache_dir = self.effective_cache_dir();
         let dirs = self.checked_grants(cache_dir.as_deref())?;
+        let grant_fds = dirs
+            .iter()
+            .zip(&self.dirs)
+            .map(|(checked, given)| crate::grants::open(&given.host, &checked.host))
+            .collect::<Result<Vec<_>>>()?;
         let (parent_control, child_control) = UnixStream::pair().map_err(spawn_error)?;
         let stdin = match self.stdin.take() {
             GuestStdio::Fd(fd) => fd,
@@ -366,13 +371,15 @@ impl Sandbox {
                 let [stdout, stderr] = stdio;
                 let artifact = || module.artifact.clone();
                 let (process, preloaded) =
-                    zygote.fork([child_control.into(), stdin, stdout, stderr], hint.as_ref(), artifact)?;
+                    zygote.fork([child_control.into(), stdin, stdout, stderr], grant_fds, hint.as_ref(), artifact)?;
                 (process, module, preloaded)
             }
             None => {
                 let process = self.exec_runner(child_control, stdout, stderr)?;
                 // The runner's stdin was the control socket; the guest's stdin follows over it.
-                if let Err(error) = protocol::send_fds(&parent_control, &[stdin.as_fd()], &[]) {
+                // The granted directories, opened here, ride along.
+                let fds: Vec<_> = std::iter::once(stdin.as_fd()).chain(grant_fds.iter().map(AsFd::as_fd)).collect();
+                if let Err(error) = protocol::send_fds(&parent_control, &fds, &[]) {
                     return Err(kill_and_fail(process, spawn_error(error)));
                 }
                 // Read (and look up in the cache) while the runner execs.
@@ -404,6 +411,12 @@ impl Sandbox {
     fn checked_grants(&self, cache_dir: Option<&Path>) -> Result<Vec<DirGrant>> {
         if self.dirs.is_empty() {
             return Ok(Vec::new());
+        }
+        if self.dirs.len() > protocol::MAX_GRANTS {
+            return Err(Error::DirGrant {
+                path: self.dirs[protocol::MAX_GRANTS].host.clone(),
+                reason: format!("a sandbox takes at most {} directories", protocol::MAX_GRANTS),
+            });
         }
         let protected = crate::grants::protected_paths(cache_dir);
         self.dirs

@@ -87,19 +87,21 @@ impl Zygote {
     }
 
     /// Asks the zygote for a runner holding the control socket as fd 3 and the given stdio
-    /// (`[control, stdin, stdout, stderr]`), with the module of `hint` already loaded: if the
+    /// (`[control, stdin, stdout, stderr]`), and the granted directories' fds, with the module of `hint` already loaded: if the
     /// zygote does not hold it yet, it asks, and `artifact` gives the verified cache entry (or
     /// `None`). Returns the runner and whether the module was preloaded.
     pub(crate) fn fork(
         &self,
         fds: [OwnedFd; 4],
+        grants: Vec<OwnedFd>,
         hint: Option<&PreloadHint>,
         artifact: impl FnOnce() -> Option<Arc<[u8]>>,
     ) -> Result<(ChildProcess, bool)> {
         let payload = protocol::encode_preload_hint(hint);
         let socket = self.inner.socket.lock().unwrap_or_else(|e| e.into_inner());
         let lost = |e: io::Error| Error::Spawn(format!("the zygote is gone: {e}"));
-        protocol::send_fds(&*socket, &fds.each_ref().map(|fd| fd.as_fd()), &payload).map_err(lost)?;
+        let all: Vec<_> = fds.iter().chain(&grants).map(AsFd::as_fd).collect();
+        protocol::send_fds(&*socket, &all, &payload).map_err(lost)?;
         let read_answer = || -> Result<ZygoteAnswer> {
             let mut answer = [0u8; ZYGOTE_ANSWER_LEN];
             (&*socket).read_exact(&mut answer).map_err(lost)?;

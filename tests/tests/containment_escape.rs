@@ -369,3 +369,23 @@ async fn a_sleeping_guest_survives_being_stopped_and_continued() {
     assert!(result.as_ref().is_ok_and(|exit| exit.success()), "{result:?}");
     assert_eq!(rx.open().unwrap().read_line().await.unwrap().as_deref(), Some(&b"slept\n"[..]));
 }
+
+#[tokio::test]
+async fn a_grant_swapped_for_a_symlink_after_spawn_is_not_followed() {
+    let dir = scratch("swap");
+    let granted = dir.join("granted");
+    std::fs::write(granted.join("file.txt"), b"the checked directory\n").unwrap();
+    let elsewhere = dir.join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::fs::write(elsewhere.join("file.txt"), b"somewhere else\n").unwrap();
+    let (rx, tx) = wasmpipe::pipe().unwrap();
+    let mut child = Sandbox::new(guests::CAT).dir(&granted, "/data").arg("/data/file.txt").stdout(tx).spawn().unwrap();
+    // As soon as spawn returns, someone who controls the parent directory swaps the grant.
+    std::fs::rename(&granted, dir.join("moved")).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &granted).unwrap();
+    let mut out = Vec::new();
+    rx.open().unwrap().read_to_end(&mut out).await.unwrap();
+    assert!(child.wait().await.unwrap().success());
+    assert_eq!(out, b"the checked directory\n");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

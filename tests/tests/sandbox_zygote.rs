@@ -121,3 +121,27 @@ async fn the_zygote_is_hardened_before_it_loads_anything() {
     #[cfg(target_arch = "x86_64")]
     assert_eq!(field("Seccomp:"), "2", "{status}");
 }
+
+#[tokio::test]
+async fn forked_runners_get_their_granted_directories() {
+    let dir = std::env::temp_dir().join(format!("wasmpipe-zygote-dir-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("input.txt"), b"input\n").unwrap();
+    let zygote = Zygote::start().unwrap();
+    let (rx, tx) = wasmpipe::pipe().unwrap();
+    let mut child = Sandbox::new(guests::WASI_TOUR)
+        .zygote(&zygote)
+        .dir_writable(&dir, "/data")
+        .arg("--dir")
+        .stdout(tx)
+        .spawn()
+        .unwrap();
+    let mut out = Vec::new();
+    tokio::io::AsyncReadExt::read_to_end(&mut rx.open().unwrap(), &mut out).await.unwrap();
+    let result = child.wait().await;
+    let report = String::from_utf8_lossy(&out);
+    assert!(result.as_ref().is_ok_and(|exit| exit.success()), "{result:?}\n{report}");
+    assert!(report.ends_with("ok create\nok rename\nok mkdir\nok remove\n"), "{report}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -202,7 +202,10 @@ pub(crate) fn prepare(
 
 /// The guest's WASI view of the world: fds 0/1/2, its args, the env and dirs it was granted,
 /// and nothing else.
-pub(crate) fn wasi_context(config: &RunnerConfig) -> Result<WasiP1Ctx, String> {
+pub(crate) fn wasi_context(
+    config: &RunnerConfig,
+    grant_fds: &[std::os::fd::BorrowedFd<'_>],
+) -> Result<WasiP1Ctx, String> {
     let mut builder = WasiCtxBuilder::new();
     // SAFETY: fds 0, 1 and 2 were set up by the parent for exactly this purpose and stay open for
     // the life of the process; nothing else in the runner reads or writes them.
@@ -215,10 +218,19 @@ pub(crate) fn wasi_context(config: &RunnerConfig) -> Result<WasiP1Ctx, String> {
     // File operations run on this thread instead of tokio's blocking pool: cheaper, and the
     // seccomp filter does not allow creating threads once the guest runs.
     builder.allow_blocking_current_thread(true);
-    for DirGrant { host, guest, writable } in &config.dirs {
+    // wasmtime-wasi opens preopens by path; `/proc/self/fd/N` makes that path the very directory
+    // the parent checked and opened (a swapped symlink on the way cannot redirect it).
+    let by_fd = std::path::Path::new("/proc/self/fd").is_dir();
+    for (index, DirGrant { host, guest, writable }) in config.dirs.iter().enumerate() {
         let perms = if *writable { FsPerms::ReadWrite } else { FsPerms::ReadOnly };
+        let path = match grant_fds.get(index) {
+            Some(fd) if by_fd => {
+                std::path::PathBuf::from(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(fd)))
+            }
+            _ => host.clone(),
+        };
         builder
-            .preopened_dir(host, guest, perms)
+            .preopened_dir(&path, guest, perms)
             .map_err(|e| format!("cannot open directory {} for the guest: {e:#}", host.display()))?;
     }
     Ok(builder.build_p1())

@@ -54,6 +54,22 @@ pub(super) fn close_fds_from(first: i32) {
     }
 }
 
+/// Closes every fd from `first` up except those in `keep`; nothing in the process may own the
+/// others.
+pub(super) fn close_fds_except(first: i32, keep: &[i32]) {
+    let mut keep: Vec<i32> = keep.iter().copied().filter(|&fd| fd >= first).collect();
+    keep.sort_unstable();
+    let mut from = first;
+    for fd in keep {
+        for closing in from..fd {
+            // SAFETY: as in `close_fds_from`; only the few fds below a kept one, one by one.
+            unsafe { libc::close(closing) };
+        }
+        from = fd + 1;
+    }
+    close_fds_from(from);
+}
+
 /// Step 1: rlimits, `no_new_privs`, capabilities, Landlock. Must run while the runner has one
 /// thread. Returns the Landlock ABI that was enforced, if any.
 pub(super) fn lock_down_files(config: &RunnerConfig, module_len: u64) -> Result<Option<i32>, String> {
@@ -122,12 +138,12 @@ fn drop_capabilities() -> Result<(), String> {
 fn landlock(config: &RunnerConfig) -> Result<Option<i32>, String> {
     use landlock::{
         ABI, Access, AccessFs, LandlockStatus, Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope,
-        path_beneath_rules,
     };
     let abi = ABI::V6;
     let error = |e: landlock::RulesetError| format!("landlock: {e}");
-    let read_only = config.dirs.iter().filter(|grant| !grant.writable).map(|grant| &grant.host);
-    let writable = config.dirs.iter().filter(|grant| grant.writable).map(|grant| &grant.host);
+    use landlock::PathBeneath;
+    // The parent's fds of the grants, in the config's order: the directories it checked.
+    let fds = super::grant_fds();
     let status = Ruleset::default()
         .handle_access(AccessFs::from_all(abi))
         .map_err(error)?
@@ -135,9 +151,10 @@ fn landlock(config: &RunnerConfig) -> Result<Option<i32>, String> {
         .map_err(error)?
         .create()
         .map_err(error)?
-        .add_rules(path_beneath_rules(read_only, AccessFs::from_read(abi)))
-        .map_err(error)?
-        .add_rules(path_beneath_rules(writable, AccessFs::from_all(abi)))
+        .add_rules(config.dirs.iter().zip(fds.iter()).map(|(grant, fd)| {
+            let access = if grant.writable { AccessFs::from_all(abi) } else { AccessFs::from_read(abi) };
+            Ok::<_, landlock::RulesetError>(PathBeneath::new(fd, access))
+        }))
         .map_err(error)?
         .restrict_self()
         .map_err(error)?;

@@ -113,11 +113,13 @@ fn take_control_and_stdin() -> Result<File, String> {
     }
     // SAFETY: fd 3 is now the control socket, owned from here on by the returned `File`.
     let control = unsafe { File::from_raw_fd(CONTROL_FD) };
-    let stdin = protocol::receive_fds(&control)
-        .map_err(|e| format!("cannot receive the guest's stdin: {e}"))?
-        .0
-        .pop()
-        .ok_or("the parent sent no stdin fd")?;
+    let mut fds = protocol::receive_fds(&control).map_err(|e| format!("cannot receive the guest's stdin: {e}"))?.0;
+    if fds.is_empty() {
+        return Err("the parent sent no stdin fd".into());
+    }
+    // The granted directories follow stdin, in the config's order.
+    set_grant_fds(fds.split_off(1));
+    let stdin = fds.pop().expect("checked above");
     // SAFETY: replaces fd 0 (a duplicate of the control socket) with the guest's stdin; the
     // received fd itself is closed when `stdin` drops.
     if unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&stdin), 0) } < 0 {
@@ -173,7 +175,8 @@ fn run(mut control: File) -> Result<Verdict, String> {
         guest::start_compiler_threads();
     }
     // Granted directories are opened now, inside the Landlock domain that allows exactly them.
-    let wasi = guest::wasi_context(&config).map_err(|message| Verdict::Failed { message });
+    let wasi = guest::wasi_context(&config, &grant_fds()).map_err(|message| Verdict::Failed { message });
+    forget_grant_fds();
     starting.wait();
     harden::apply_syscall_filter(&config).map_err(|e| format!("cannot harden the runner: {e}"))?;
 
@@ -275,6 +278,25 @@ fn wasi_runtime(starting: &mut threads::Starting) -> Result<&'static tokio::runt
     });
     threads::start_timer_driver(starting, runtime);
     Ok(handle)
+}
+
+/// The granted directories as the parent opened them (symlink-free), in the config's order;
+/// emptied once the guest's WASI context has its own handles on them.
+static GRANT_FDS: Mutex<Vec<std::os::fd::OwnedFd>> = Mutex::new(Vec::new());
+
+fn set_grant_fds(fds: Vec<std::os::fd::OwnedFd>) {
+    *GRANT_FDS.lock().unwrap_or_else(|e| e.into_inner()) = fds;
+}
+
+/// Borrowed handles on the grants' fds (dropped by `forget_grant_fds`).
+pub(crate) fn grant_fds() -> Vec<std::os::fd::BorrowedFd<'static>> {
+    let fds = GRANT_FDS.lock().unwrap_or_else(|e| e.into_inner());
+    // SAFETY: the fds stay open until `forget_grant_fds`, which runs only after every user.
+    fds.iter().map(|fd| unsafe { std::os::fd::BorrowedFd::borrow_raw(std::os::fd::AsRawFd::as_raw_fd(fd)) }).collect()
+}
+
+fn forget_grant_fds() {
+    GRANT_FDS.lock().unwrap_or_else(|e| e.into_inner()).clear();
 }
 
 /// Whether a verdict was sent (or is being sent): there is exactly one per run, whoever

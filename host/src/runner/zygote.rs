@@ -55,10 +55,10 @@ pub(super) fn serve() -> ! {
     let mut socket = unsafe { File::from_raw_fd(SOCKET_FD) };
     loop {
         let (fds, payload) = match protocol::receive_fds(&socket) {
-            Ok((fds, payload)) if fds.len() == protocol::MAX_PASSED_FDS => (fds, payload),
+            Ok((fds, payload)) if fds.len() >= 4 => (fds, payload),
             // EOF: the host is gone (or dropped its `Zygote`); so is our reason to live.
             Ok((fds, _)) if fds.is_empty() => unsafe { libc::_exit(0) },
-            Ok(_) => exit_with("a fork request must carry exactly four fds"),
+            Ok(_) => exit_with("a fork request must carry at least four fds"),
             Err(e) => exit_with(&format!("cannot receive a fork request: {e}")),
         };
         let preloaded = protocol::decode_preload_hint(&payload).is_some_and(|hint| preload(&mut socket, &hint));
@@ -114,7 +114,8 @@ fn preload(socket: &mut File, hint: &PreloadHint) -> bool {
 }
 
 /// In the cloned child: fds into place, then the normal runner path.
-fn become_runner(fds: Vec<OwnedFd>) -> ! {
+fn become_runner(mut fds: Vec<OwnedFd>) -> ! {
+    let grants = fds.split_off(4);
     let [control, stdin, stdout, stderr]: [OwnedFd; 4] = fds.try_into().expect("checked by the caller");
     // Raw numbers from here: close_range below closes the originals, so nothing may own them.
     let raw = [stdin.into_raw_fd(), stdout.into_raw_fd(), stderr.into_raw_fd(), control.into_raw_fd()];
@@ -127,7 +128,11 @@ fn become_runner(fds: Vec<OwnedFd>) -> ! {
             exit_with("cannot set up the runner's fds");
         }
     }
-    harden::close_fds_from(CONTROL_FD + 1);
+    // The grants arrived after the four, so above fd 3 and untouched by the copies: keep them,
+    // close everything else.
+    let keep: Vec<i32> = grants.iter().map(std::os::fd::AsRawFd::as_raw_fd).collect();
+    harden::close_fds_except(CONTROL_FD + 1, &keep);
+    super::set_grant_fds(grants);
     // SAFETY: fd 3 is now the control socket, owned from here on by this `File`.
     run_to_verdict(unsafe { File::from_raw_fd(CONTROL_FD) })
 }
