@@ -73,7 +73,7 @@
 //! | Threat | Protection |
 //! |---|---|
 //! | Reading or writing host memory, calling host code | wasmtime: the guest is WebAssembly, confined to its linear memory and WASI imports |
-//! | Files, directories | WASI capabilities: nothing is preopened unless granted with [`Sandbox::dir`] (read-only) or [`Sandbox::dir_writable`]; no `..` or symlink escapes (cap-std); `/`, `/proc`, `/sys`, `/dev` and the cache are refused ([`Error::DirGrant`]) unless [`Sandbox::unsafe_allow_dangerous_dirs`] |
+//! | Files, directories | WASI capabilities: nothing is preopened unless granted with [`Sandbox::dir`] (read-only) or [`Sandbox::dir_writable`]; no `..` or symlink escapes (cap-std); `/`, `/proc`, `/sys`, `/dev` and the cache are refused ([`Error::DirGrant`]) unless [`Sandbox::unsafe_allow_dangerous_dirs`]; the runner gets each checked directory as an fd the parent opened without following symlinks |
 //! | Host environment variables | the guest sees only variables set with [`Sandbox::env`]; the runner itself starts with an empty environment |
 //! | Other fds of the host | the runner holds only fds 0, 1, 2 and its control socket (fd 3, not visible to the guest) |
 //! | Network | wasm32-wasip1 has no socket creation; the seccomp filter forbids `socket` anyway |
