@@ -13,7 +13,7 @@ use crate::process::ChildProcess;
 use crate::protocol::Verdict;
 use std::future::Future;
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
@@ -119,20 +119,25 @@ impl KillHandle {
     /// The underlying `pidfd_send_signal` or `kill` failed for another reason than the runner
     /// being gone.
     pub fn kill(&self) -> io::Result<()> {
-        use rustix::process::Signal;
         if self.reaped.load(std::sync::atomic::Ordering::Acquire) {
             return Ok(());
         }
-        let sent = match &self.pidfd {
-            Some(pidfd) => rustix::process::pidfd_send_signal(pidfd, Signal::KILL),
-            // Kernels without pidfds: the pid is ours until reaped, which the flag says it is
-            // not (a reap racing this line is the one window left).
-            None => rustix::process::kill_process(self.pid, Signal::KILL),
-        };
-        match sent {
-            Ok(()) | Err(rustix::io::Errno::SRCH) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        send_kill(self.pidfd.as_deref().map(AsFd::as_fd), self.pid)
+    }
+}
+
+/// `SIGKILL` to a runner not yet reaped: through its pidfd when there is one. Without pidfds
+/// (old kernels) the pid is ours until reaped, which the caller checked it is not (a reap
+/// racing that check is the one window left).
+fn send_kill(pidfd: Option<BorrowedFd<'_>>, pid: rustix::process::Pid) -> io::Result<()> {
+    use rustix::process::Signal;
+    let sent = match pidfd {
+        Some(pidfd) => rustix::process::pidfd_send_signal(pidfd, Signal::KILL),
+        None => rustix::process::kill_process(pid, Signal::KILL),
+    };
+    match sent {
+        Ok(()) | Err(rustix::io::Errno::SRCH) => Ok(()),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -299,7 +304,9 @@ impl SandboxChild {
     /// Sending the signal failed for another reason than the runner being gone.
     pub fn kill(&self) -> io::Result<()> {
         match &self.process {
-            Some(process) if self.ended.is_none() && !process.is_reaped() => self.kill_handle().kill(),
+            Some(process) if self.ended.is_none() && !process.is_reaped() => {
+                send_kill(self.exit_signal.as_ref().map(|pidfd| pidfd.get_ref().as_fd()), process.pid())
+            }
             _ => Ok(()),
         }
     }

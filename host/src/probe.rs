@@ -42,6 +42,10 @@ pub enum Probe {
     SetStdoutFlagsThroughHighBits,
     /// `mmap` of shared anonymous memory, which `RLIMIT_DATA` does not count.
     MapShared,
+    /// `prctl(PR_SET_NO_NEW_PRIVS, 1)`: allowed while the filters are stacked, never after.
+    Prctl,
+    /// `seccomp(SECCOMP_SET_MODE_FILTER, 0, NULL)`: likewise.
+    Seccomp,
     /// `mmap(NULL, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)`.
     MapExecutable,
     /// `mprotect` of a fresh read-write page to `PROT_READ | PROT_EXEC`.
@@ -87,6 +91,10 @@ impl Probe {
                 Probe::MapShared => {
                     let flags = libc::MAP_SHARED | libc::MAP_ANONYMOUS;
                     libc::syscall(libc::SYS_mmap, 0, 1 << 20, libc::PROT_READ | libc::PROT_WRITE, flags, -1, 0)
+                }
+                Probe::Prctl => libc::syscall(libc::SYS_prctl, libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0),
+                Probe::Seccomp => {
+                    libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0, std::ptr::null::<u8>())
                 }
                 Probe::MapExecutable => {
                     let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;

@@ -137,7 +137,7 @@ impl Verdict {
             | Verdict::OutOfMemory { .. }
             | Verdict::FuelExhausted
             | Verdict::Trap { .. } => status::GUEST_CRASHED,
-            Verdict::ForbiddenSyscall { .. } => 128 + libc::SIGSYS as u8,
+            Verdict::ForbiddenSyscall { .. } => status::FORBIDDEN_SYSCALL,
             Verdict::InvalidModule { .. } | Verdict::Failed { .. } | Verdict::Probed { .. } => status::WASMPIPE_FAILED,
         })
     }

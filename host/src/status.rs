@@ -22,6 +22,10 @@ pub const WASMPIPE_FAILED: u8 = 125;
 /// memory (as `abort` does).
 pub const GUEST_CRASHED: u8 = 134;
 
+/// The runner made a system call its seccomp filter forbids: 128 + `SIGSYS`, as if it had been
+/// killed by that signal.
+pub const FORBIDDEN_SYSCALL: u8 = 128 + libc::SIGSYS as u8;
+
 /// The guest exited with a code outside 0–255 (WASI allows any 32-bit code): never 0, so a
 /// failing guest never looks successful, as a plain truncation would make 256.
 pub const EXIT_CODE_OUT_OF_RANGE: u8 = 1;
@@ -37,7 +41,7 @@ pub fn of_error(error: &Error) -> u8 {
         Error::Timeout(_) | Error::CompileTimeout(_) => TIMEOUT,
         Error::Trap { .. } | Error::MemoryLimit(_) | Error::OutOfMemory(_) | Error::FuelExhausted => GUEST_CRASHED,
         Error::Killed(signal) => 128u8.saturating_add(*signal as u8),
-        Error::ForbiddenSyscall { .. } => 128 + libc::SIGSYS as u8,
+        Error::ForbiddenSyscall { .. } => FORBIDDEN_SYSCALL,
         _ => WASMPIPE_FAILED,
     }
 }

@@ -37,21 +37,48 @@ pub fn is_open(fd: i32) -> bool {
     unsafe { libc::fcntl(fd, libc::F_GETFD) != -1 }
 }
 
-/// Zombie children of this process (state `Z` in `/proc/<pid>/stat`).
-pub fn zombie_children() -> Vec<u32> {
+/// `(pid, state)` of every child of this process, zombies included, from `/proc/<pid>/stat`.
+fn children_with_state() -> Vec<(u32, String)> {
     let me = std::process::id();
-    let mut zombies = Vec::new();
+    let mut children = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
         let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
         // Format: pid (comm) state ppid ...; comm may contain spaces, so split after the ')'.
         let Some(rest) = stat.rsplit_once(')').map(|(_, rest)| rest) else { continue };
         let fields: Vec<&str> = rest.split_whitespace().collect();
-        if fields.first() == Some(&"Z") && fields.get(1).and_then(|ppid| ppid.parse().ok()) == Some(me) {
-            zombies.push(pid);
+        if fields.get(1).and_then(|ppid| ppid.parse().ok()) == Some(me) {
+            children.push((pid, fields[0].to_owned()));
         }
     }
-    zombies
+    children
+}
+
+/// Every child of this process, zombies included.
+pub fn children() -> Vec<u32> {
+    children_with_state().into_iter().map(|(pid, _)| pid).collect()
+}
+
+/// Zombie children of this process (state `Z` in `/proc/<pid>/stat`).
+pub fn zombie_children() -> Vec<u32> {
+    children_with_state().into_iter().filter(|(_, state)| state == "Z").map(|(pid, _)| pid).collect()
+}
+
+/// Waits (up to 10 s, however loaded the machine) until process `pid`'s main thread sleeps in
+/// a kernel function whose name contains `wchan` (`pipe_read`, `nanosleep`, ...): the guest has
+/// reached that call, so everything before it (the runner's hardening) is done.
+pub async fn blocked_in(pid: u32, wchan: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        let current = std::fs::read_to_string(format!("/proc/{pid}/wchan")).unwrap_or_default();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let sleeping = stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('S'));
+        if sleeping && current.contains(wchan) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("process {pid} never blocked in {wchan}");
 }
 
 #[cfg(test)]

@@ -74,8 +74,8 @@ async fn a_granted_directory_is_readable_but_not_writable() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// Runs the `wasi_tour` guest and returns its report and result.
-async fn wasi_tour(sandbox: Sandbox) -> (String, wasmpipe::Result<wasmpipe::GuestExit>) {
+/// Runs a guest that reports on its stdout, and returns the report and how it ended.
+async fn report_of(sandbox: Sandbox) -> (String, wasmpipe::Result<wasmpipe::GuestExit>) {
     let (rx, tx) = wasmpipe::pipe().unwrap();
     let mut child = sandbox.stdout(tx).spawn().unwrap();
     let mut out = Vec::new();
@@ -85,7 +85,7 @@ async fn wasi_tour(sandbox: Sandbox) -> (String, wasmpipe::Result<wasmpipe::Gues
 
 #[tokio::test]
 async fn the_hardened_runner_allows_clocks_sleep_and_randomness() {
-    let (report, result) = wasi_tour(Sandbox::new(guests::WASI_TOUR)).await;
+    let (report, result) = report_of(Sandbox::new(guests::WASI_TOUR)).await;
     assert!(result.as_ref().is_ok_and(|exit| exit.success()), "{result:?}\n{report}");
     assert_eq!(report, "ok clock\nok sleep\nok random\n");
 }
@@ -95,7 +95,7 @@ async fn the_hardened_runner_allows_file_work_in_a_writable_directory() {
     let dir = std::env::temp_dir().join(format!("wasmpipe-tour-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("input.txt"), b"input\n").unwrap();
-    let (report, result) = wasi_tour(Sandbox::new(guests::WASI_TOUR).dir_writable(&dir, "/data").arg("--dir")).await;
+    let (report, result) = report_of(Sandbox::new(guests::WASI_TOUR).dir_writable(&dir, "/data").arg("--dir")).await;
     assert!(result.as_ref().is_ok_and(|exit| exit.success()), "{result:?}\n{report}");
     assert_eq!(report, "ok clock\nok sleep\nok random\nok list\nok read\nok create\nok rename\nok mkdir\nok remove\n");
     std::fs::remove_dir_all(&dir).unwrap();
@@ -106,7 +106,7 @@ async fn a_read_only_directory_refuses_writes() {
     let dir = std::env::temp_dir().join(format!("wasmpipe-tour-ro-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("input.txt"), b"input\n").unwrap();
-    let (report, result) = wasi_tour(Sandbox::new(guests::WASI_TOUR).dir(&dir, "/data").arg("--dir")).await;
+    let (report, result) = report_of(Sandbox::new(guests::WASI_TOUR).dir(&dir, "/data").arg("--dir")).await;
     assert_eq!(result.unwrap().code(), 1, "{report}");
     assert!(report.contains("ok list\nok read\nfailed create"), "{report}");
     assert!(!dir.join("created.txt").exists());
@@ -182,6 +182,14 @@ async fn a_compromised_runner_cannot_map_memory_the_backstop_does_not_count() {
 
 #[cfg(target_arch = "x86_64")]
 #[tokio::test]
+async fn the_calls_that_stack_the_filters_are_closed_once_they_are_stacked() {
+    for probe_call in [Probe::Prctl, Probe::Seccomp] {
+        assert_refused(&probe(Sandbox::new(guests::SIMPLEX), probe_call).await, &[libc::EPERM]);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[tokio::test]
 async fn without_grants_no_path_is_reachable() {
     for probe_path in [Probe::Open("/etc/passwd".into()), Probe::Stat("/etc/passwd".into())] {
         assert_refused(&probe(Sandbox::new(guests::SIMPLEX), probe_path).await, &[libc::EPERM]);
@@ -229,18 +237,8 @@ async fn status_of_a_running_runner(sandbox: Sandbox) -> String {
     let (stdin, keep_open) = wasmpipe::pipe().unwrap();
     let mut child = sandbox.stdin(stdin).spawn().unwrap();
     let pid = child.id().unwrap();
-    // Once its guest blocks in its first read, the runner is fully hardened: wait for that
-    // (the guest's thread sleeping in `read`), however loaded the machine is.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while std::time::Instant::now() < deadline {
-        let wchan = std::fs::read_to_string(format!("/proc/{pid}/wchan")).unwrap_or_default();
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let sleeping = stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('S'));
-        if sleeping && wchan.contains("pipe_read") {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    // Once its guest blocks in its first read, the runner is fully hardened.
+    wasmpipe_tests::blocked_in(pid, "pipe_read").await;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     drop(keep_open);
     let _ = child.wait().await;
@@ -336,18 +334,10 @@ async fn a_missing_directory_fails_at_spawn() {
 // ---------------------------------------------------------------------------------------------
 // Every preview1 function works behind the walls (the allowlist was derived from this guest).
 
-async fn wasi_all(sandbox: Sandbox) -> (String, wasmpipe::Result<wasmpipe::GuestExit>) {
-    let (rx, tx) = wasmpipe::pipe().unwrap();
-    let mut child = sandbox.stdout(tx).spawn().unwrap();
-    let mut out = Vec::new();
-    rx.open().unwrap().read_to_end(&mut out).await.unwrap();
-    (String::from_utf8(out).unwrap(), child.wait().await)
-}
-
 #[tokio::test]
 async fn every_preview1_function_works_in_a_writable_directory() {
     let dir = scratch("wasi-all");
-    let (report, result) = wasi_all(Sandbox::new(guests::WASI_ALL).dir_writable(dir.join("granted"), "/work")).await;
+    let (report, result) = report_of(Sandbox::new(guests::WASI_ALL).dir_writable(dir.join("granted"), "/work")).await;
     assert!(result.as_ref().is_ok_and(|exit| exit.success()), "{result:?}\n{report}");
     assert!(!report.contains("FAIL"), "{report}");
     for function in ["fd_write", "fd_pwrite", "fd_allocate", "fd_advise", "path_symlink", "path_link", "poll_oneoff"] {
@@ -360,10 +350,11 @@ async fn every_preview1_function_works_in_a_writable_directory() {
 async fn a_sleeping_guest_survives_being_stopped_and_continued() {
     let (rx, tx) = wasmpipe::pipe().unwrap();
     let mut child = Sandbox::new(guests::SLEEP).arg("1500").stdout(tx).spawn().unwrap();
-    let pid = rustix::process::Pid::from_raw(child.id().unwrap() as i32).unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let raw_pid = child.id().unwrap();
+    let pid = rustix::process::Pid::from_raw(raw_pid as i32).unwrap();
+    // Stopped in the middle of its sleep, the only way to need `restart_syscall`.
+    wasmpipe_tests::blocked_in(raw_pid, "nanosleep").await;
     rustix::process::kill_process(pid, rustix::process::Signal::STOP).unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     rustix::process::kill_process(pid, rustix::process::Signal::CONT).unwrap();
     let result = child.wait().await;
     assert!(result.as_ref().is_ok_and(|exit| exit.success()), "{result:?}");

@@ -1,7 +1,7 @@
 //! The `Sandbox` builder's conveniences, through real runners.
 
 use wasmpipe::{Error, Sandbox};
-use wasmpipe_tests::guests;
+use wasmpipe_tests::{children, guests};
 
 fn temp_dir(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("wasmpipe-api-{name}-{}", std::process::id()));
@@ -80,20 +80,6 @@ async fn a_builder_spawned_twice_uses_up_given_fds_but_keeps_settings() {
     assert!(out.is_empty());
 }
 
-/// Children of this process, zombies included.
-fn children() -> Vec<u32> {
-    let me = std::process::id().to_string();
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|entry| entry.file_name().to_string_lossy().parse::<u32>().ok())
-        .filter(|pid| {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)) == Some(me.as_str())
-        })
-        .collect()
-}
-
 #[test]
 fn spawn_outside_a_tokio_runtime_fails_before_anything_starts() {
     // In a process of its own, where no other test starts runners meanwhile.
@@ -116,7 +102,6 @@ fn spawn_outside_a_runtime_in_isolation() {
     let result = Sandbox::new(guests::SIMPLEX).spawn();
     let Err(Error::Spawn(message)) = result else { panic!("{result:?}") };
     assert!(message.contains("tokio runtime"), "{message}");
-    std::thread::sleep(std::time::Duration::from_millis(200));
     assert_eq!(children(), Vec::<u32>::new(), "no runner was started: none runs, none is a zombie");
 }
 
@@ -144,8 +129,10 @@ async fn a_kill_handle_cancels_a_guest_another_task_is_waiting_for() {
     let (stdin, _keep_open) = wasmpipe::pipe().unwrap();
     let mut child = Sandbox::new(guests::BLOCK_READ).stdin(stdin).spawn().unwrap();
     let killer = child.kill_handle();
+    let pid = child.id().unwrap();
     let waiter = tokio::spawn(async move { child.wait().await });
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // The guest is blocked reading, and the waiter is waiting, when the kill comes.
+    wasmpipe_tests::blocked_in(pid, "pipe_read").await;
     killer.clone().kill().unwrap();
     let ended = waiter.await.unwrap();
     assert!(matches!(ended, Err(Error::Killed(libc::SIGKILL))), "{ended:?}");

@@ -238,7 +238,7 @@ extern "C" fn on_sigsys(_signal: libc::c_int, info: *mut libc::siginfo_t, _conte
     let nr = unsafe { *(info as *const u8).add(24).cast::<libc::c_int>() };
     let mut buffer = [0u8; 96];
     let len = compose(&mut buffer, &[b"{\"outcome\":\"forbidden_syscall\",\"nr\":"], nr.max(0) as u64);
-    super::report_raw(&buffer[..len], 128 + libc::SIGSYS);
+    super::report_raw(&buffer[..len], i32::from(crate::status::FORBIDDEN_SYSCALL));
 }
 
 /// `SIGABRT`: Rust aborts when an allocation fails, as it does under `RLIMIT_DATA`, but also on a

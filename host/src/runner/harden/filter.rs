@@ -146,9 +146,10 @@ pub(super) fn no_files() -> Result<BpfProgram, String> {
     compile(rules, SeccompAction::Allow, SeccompAction::Errno(libc::EPERM as u32))
 }
 
-/// Stacked on the allowlist once the module is loaded, failing with `EPERM`: `mmap`, `mprotect`
-/// and `pkey_mprotect` with `PROT_EXEC` (no new machine code can appear in the runner), and
-/// `mmap` with `MAP_SHARED` or `MAP_GROWSDOWN`, which `RLIMIT_DATA` does not count.
+/// Stacked on the allowlist once the module is loaded, the last filter, failing with `EPERM`:
+/// `mmap`, `mprotect` and `pkey_mprotect` with `PROT_EXEC` (no new machine code can appear in
+/// the runner); `mmap` with `MAP_SHARED` or `MAP_GROWSDOWN`, which `RLIMIT_DATA` does not count;
+/// and `prctl` and `seccomp`, which the allowlist lets through only to stack this very filter.
 pub(super) fn after_load() -> Result<BpfProgram, String> {
     let exec = libc::PROT_EXEC as u64;
     let mut rules: Rules = BTreeMap::new();
@@ -159,6 +160,8 @@ pub(super) fn after_load() -> Result<BpfProgram, String> {
     for flag in [libc::MAP_SHARED as u64, libc::MAP_GROWSDOWN as u64] {
         mmap.push(rule(vec![cond(3, Op::MaskedEq(flag), flag)?])?);
     }
+    rules.insert(libc::SYS_prctl, Vec::new());
+    rules.insert(libc::SYS_seccomp, Vec::new());
     compile(rules, SeccompAction::Allow, SeccompAction::Errno(libc::EPERM as u32))
 }
 
