@@ -150,3 +150,37 @@ fn a_runner_killed_by_sigterm_makes_wasmpipe_exit_143() {
     assert_eq!(output.status.code(), Some(128 + 15), "{}", describe(&output));
     the_wasmpipe_line(&output);
 }
+
+/// `comm` of process `pid`: the name its threads show in `ps`.
+fn comm(pid: u32) -> String {
+    fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default().trim_end().to_owned()
+}
+
+#[test]
+fn the_runner_is_forked_and_keeps_none_of_the_environment_of_wasmpipe() {
+    let scratch = scratch!();
+    let secret = format!("hunter2-{}", std::process::id());
+    let mut wasmpipe = scratch
+        .wasmpipe()
+        .env("WASMPIPE_TEST_SECRET", &secret)
+        .args(["run", guests::DUPLEX])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut hello = [0u8; 5];
+    wasmpipe.stdout.as_mut().unwrap().read_exact(&mut hello).unwrap();
+    let runners = children(wasmpipe.id());
+    assert_eq!(runners.len(), 1, "expected one runner, wasmpipe has children {runners:?}");
+    let runner = runners[0];
+    // A forked runner names itself; an exec'd one would be `exe` (from /proc/self/exe).
+    assert_eq!(comm(runner), "wasmpipe-runner", "the runner was not forked");
+    let environ = |pid: u32| fs::read(format!("/proc/{pid}/environ")).unwrap();
+    let holds_secret = |bytes: &[u8]| bytes.windows(secret.len()).any(|window| window == secret.as_bytes());
+    assert!(holds_secret(&environ(wasmpipe.id())), "the test's own check is broken");
+    assert!(!holds_secret(&environ(runner)), "the forked runner still holds wasmpipe's environment");
+    drop(wasmpipe.stdin.take());
+    let output = wasmpipe.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", describe(&output));
+}

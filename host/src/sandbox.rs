@@ -119,6 +119,7 @@ pub struct Sandbox {
     allow_dangerous_dirs: bool,
     probes: Vec<Probe>,
     zygote: Option<Zygote>,
+    prefer_fork: bool,
 }
 
 impl Sandbox {
@@ -156,6 +157,7 @@ impl Sandbox {
             allow_dangerous_dirs: false,
             probes: Vec::new(),
             zygote: None,
+            prefer_fork: false,
         }
     }
 
@@ -374,7 +376,25 @@ impl Sandbox {
                     zygote.fork([child_control.into(), stdin, stdout, stderr], grant_fds, hint.as_ref(), artifact)?;
                 (process, module, preloaded)
             }
+            None if self.prefer_fork && crate::runner::fork_is_safe() => {
+                let stdio = [output_fd(stdout, io::stdout().as_fd())?, output_fd(stderr, io::stderr().as_fd())?];
+                let [stdout, stderr] = stdio;
+                let fds = [child_control.into(), stdin, stdout, stderr].into_iter().chain(grant_fds).collect();
+                let process = ChildProcess::from_pid(crate::runner::fork_runner(fds).map_err(spawn_error)?);
+                // Only now: the fork needed this process to have one thread.
+                if cache_dir.is_some() {
+                    crate::cache::prepare_engine_hash(self.limits.fuel_limit().is_some());
+                }
+                // Read (and look up in the cache) while the runner sets itself up.
+                match self.load_module(cache_dir.as_deref()) {
+                    Ok(module) => (process, module, false),
+                    Err(error) => return Err(kill_and_fail(process, error)),
+                }
+            }
             None => {
+                if cache_dir.is_some() {
+                    crate::cache::prepare_engine_hash(self.limits.fuel_limit().is_some());
+                }
                 let process = self.exec_runner(child_control, stdout, stderr)?;
                 // The runner's stdin was the control socket; the guest's stdin follows over it.
                 // The granted directories, opened here, ride along.
@@ -484,6 +504,32 @@ impl Sandbox {
     /// even a native child. See [`Zygote`].
     pub fn zygote(mut self, zygote: &Zygote) -> Self {
         self.zygote = Some(zygote.clone());
+        self
+    }
+
+    /// Starts the runner as a fork of this process rather than an exec of its binary, when that
+    /// is safe; `spawn` execs as usual otherwise. A fork skips loading and linking this (large)
+    /// binary a second time: about a millisecond per start, most of what a short-lived command
+    /// pays to run a guest. `wasmpipe run` uses it.
+    ///
+    /// It is safe, and used, when:
+    /// - this process has a single thread (a current-thread tokio runtime with no blocking-pool
+    ///   threads, for one): a fork copies only the calling thread, and a lock another thread
+    ///   held would never be released in the copy;
+    /// - no compiled-module cache key has been read into this process yet, which is true until
+    ///   its first `spawn` that uses the cache: the runner must never hold the key.
+    ///
+    /// # Caveats
+    ///
+    /// - The runner starts as a copy of this process's memory. It wipes its copy of the
+    ///   environment before anything else, but whatever else this process holds (a secret it
+    ///   read, say) is readable by native code that escapes wasmtime inside the runner. Use it
+    ///   in short-lived, single-purpose processes such as a command-line tool, not in a
+    ///   long-lived host with secrets in memory.
+    /// - The runner shares this process's address-space layout (as runners forked by a
+    ///   [`Zygote`] share the zygote's), and keeps its signal handlers.
+    pub fn prefer_fork(mut self) -> Self {
+        self.prefer_fork = true;
         self
     }
 

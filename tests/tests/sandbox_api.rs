@@ -204,3 +204,17 @@ async fn usage_reports_wall_and_cpu_time_even_on_failure() {
     assert!(usage.cpu_user >= limit / 8, "{usage:?}");
     assert!(usage.cpu_user <= usage.wall_time * 2, "{usage:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prefer_fork_in_a_process_with_threads_execs_the_runner_instead() {
+    let (mut child, mut tx, mut rx) = Sandbox::new(guests::UPPER).prefer_fork().spawn_piped().unwrap();
+    tx.write_all(b"forked?\n").await.unwrap();
+    assert_eq!(rx.read_line().await.unwrap().as_deref(), Some(&b"FORKED?\n"[..]));
+    // A fork of this multi-threaded process would be unsound: the runner was exec'd, so its
+    // name comes from /proc/self/exe rather than the name a forked runner gives itself.
+    let pid = child.id().unwrap();
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+    assert_eq!(comm.trim_end(), "exe");
+    drop(tx);
+    assert!(child.wait().await.unwrap().success());
+}

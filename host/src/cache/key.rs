@@ -10,6 +10,16 @@ use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Whether this process has read a cache key: a runner forked from it would start with the key
+/// in its memory, so [`Sandbox::prefer_fork`](crate::Sandbox::prefer_fork) then execs instead.
+static LOADED: AtomicBool = AtomicBool::new(false);
+
+/// Whether a cache key has been read into this process's memory.
+pub(crate) fn loaded() -> bool {
+    LOADED.load(Ordering::SeqCst)
+}
 
 /// The key: 32 bytes for BLAKE3's keyed mode.
 pub(crate) type Key = [u8; 32];
@@ -31,6 +41,8 @@ pub(crate) fn load_or_create(path: &Path) -> io::Result<Key> {
     if let Some(key) = keys.get(path) {
         return Ok(*key);
     }
+    // Set before reading: a key half-read by a failed call is in memory all the same.
+    LOADED.store(true, Ordering::SeqCst);
     let key = read_or_create(path)?;
     keys.insert(path.to_path_buf(), key);
     Ok(key)

@@ -79,18 +79,31 @@ impl EntryName {
 /// The compatibility hash of the runners' engine (same binary, same configuration): covers the
 /// wasmtime version, the target and every setting that changes the code.
 fn engine_hash(fuel: bool) -> u64 {
+    *ENGINE_HASHES[usize::from(fuel)].get_or_init(|| compute_engine_hash(fuel))
+}
+
+/// One hash per configuration actually used, computed once per process.
+static ENGINE_HASHES: [OnceLock<u64>; 2] = [OnceLock::new(), OnceLock::new()];
+
+fn compute_engine_hash(fuel: bool) -> u64 {
     use std::hash::{Hash, Hasher};
-    // One engine per configuration actually used (making one costs about 0.2 ms).
-    static HASHES: [OnceLock<u64>; 2] = [OnceLock::new(), OnceLock::new()];
-    *HASHES[usize::from(fuel)].get_or_init(|| {
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        match crate::runner::engine_for(fuel) {
-            Ok(engine) => engine.precompile_compatibility_hash().hash(&mut hasher),
-            // No engine, no runner either: whatever is stored under this name never loads.
-            Err(message) => message.hash(&mut hasher),
-        }
-        hasher.finish()
-    })
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    match crate::runner::engine_for(fuel) {
+        Ok(engine) => engine.precompile_compatibility_hash().hash(&mut hasher),
+        // No engine, no runner either: whatever is stored under this name never loads.
+        Err(message) => message.hash(&mut hasher),
+    }
+    hasher.finish()
+}
+
+/// Starts computing the engine hash on a thread of its own, unless it is known: making the
+/// engine it needs takes about 0.2 ms, which then overlaps reading and hashing the module
+/// instead of adding to the first start. [`EntryName::new`] waits for it.
+pub(crate) fn prepare_engine_hash(fuel: bool) {
+    if ENGINE_HASHES[usize::from(fuel)].get().is_none() {
+        // A thread that cannot start is no loss: `engine_hash` computes it on the spot.
+        let _ = std::thread::Builder::new().name("wasmpipe-engine-hash".into()).spawn(move || engine_hash(fuel));
+    }
 }
 
 /// What happened to an artifact offered to the cache.

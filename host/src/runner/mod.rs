@@ -42,6 +42,7 @@
 //!    of [`crate::status`]. A `SIGSYS` from the filter or a `SIGABRT` is reported by a signal
 //!    handler instead (`harden`), the timeout by the watchman.
 
+mod fork;
 mod guest;
 mod harden;
 mod stdio;
@@ -51,7 +52,7 @@ mod zygote;
 use crate::protocol::{self, CONTROL_FD, ModuleSource, RUNNER_MARKER, Verdict, ZYGOTE_MARKER};
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::FromRawFd;
+use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -101,6 +102,36 @@ fn run_to_verdict(control: File) -> ! {
         Err(message) => Verdict::Failed { message },
     };
     report_and_exit(&verdict)
+}
+
+/// In a runner cloned from a zygote or forked from the host: fds into place, then the normal
+/// runner path. `fds` are the control socket, the guest's stdin, stdout and stderr, then the
+/// granted directories: the four at fd 3 or above, the grants above 3.
+pub(super) fn become_runner(mut fds: Vec<OwnedFd>) -> ! {
+    let grants = fds.split_off(4);
+    let [control, stdin, stdout, stderr]: [OwnedFd; 4] = fds.try_into().expect("checked by the caller");
+    // Raw numbers from here: close_range below closes the originals, so nothing may own them.
+    let raw = [stdin.into_raw_fd(), stdout.into_raw_fd(), stderr.into_raw_fd(), control.into_raw_fd()];
+    // With every source at 3 or above, filling 0, 1, 2 first never overwrites one that is still
+    // to be copied, and fd 3 is either the control socket already or a stdio fd copied by then.
+    for (target, source) in raw.into_iter().enumerate() {
+        // SAFETY: plain fd-table operations in this fresh, single-threaded child.
+        if source != target as i32 && unsafe { libc::dup2(source, target as i32) } < 0 {
+            exit_with("cannot set up the runner's fds");
+        }
+    }
+    // The grants are above fd 3, untouched by the copies: keep them, close everything else.
+    let keep: Vec<i32> = grants.iter().map(std::os::fd::AsRawFd::as_raw_fd).collect();
+    harden::close_fds_except(CONTROL_FD + 1, &keep);
+    set_grant_fds(grants);
+    // SAFETY: fd 3 is now the control socket, owned from here on by this `File`.
+    run_to_verdict(unsafe { File::from_raw_fd(CONTROL_FD) })
+}
+
+fn exit_with(message: &str) -> ! {
+    let _ = writeln!(std::io::stderr(), "wasmpipe runner: {message}");
+    // SAFETY: exiting without running destructors is what we want here.
+    unsafe { libc::_exit(125) }
 }
 
 /// The runner starts with the control socket as fd 0 (see `protocol`): moves it to fd 3, and
@@ -342,4 +373,5 @@ pub(crate) fn report_raw(json: &[u8], status: i32) -> ! {
     unsafe { libc::_exit(status) }
 }
 
+pub(crate) use fork::{fork_is_safe, fork_runner};
 pub(crate) use guest::engine_for;

@@ -22,11 +22,11 @@
 //! fork, and glibc's `raise`/`abort` look up the calling thread's id from the kernel rather than
 //! the (now stale) cached one.
 
-use super::{PRELOADED, PREPARED_ENGINES, guest, harden, run_to_verdict};
-use crate::protocol::{self, CONTROL_FD, PreloadHint, ZygoteAnswer};
+use super::{PRELOADED, PREPARED_ENGINES, guest, harden};
+use crate::protocol::{self, PreloadHint, ZygoteAnswer};
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
+use std::os::fd::FromRawFd;
 
 /// The zygote's end of its socket to the host: its initial stdin, as for runners.
 const SOCKET_FD: i32 = 0;
@@ -66,7 +66,7 @@ pub(super) fn serve() -> ! {
         // skipping glibc's fork handlers is sound in this single-threaded process.
         let pid = unsafe { libc::syscall(libc::SYS_clone, libc::CLONE_PARENT | libc::SIGCHLD, 0, 0, 0, 0) };
         if pid == 0 {
-            become_runner(fds);
+            super::become_runner(fds);
         }
         drop(fds);
         // A failed clone (-1) is reported as such; the host turns it into a spawn error.
@@ -111,30 +111,6 @@ fn preload(socket: &mut File, hint: &PreloadHint) -> bool {
         preloaded.remove(0);
     }
     true
-}
-
-/// In the cloned child: fds into place, then the normal runner path.
-fn become_runner(mut fds: Vec<OwnedFd>) -> ! {
-    let grants = fds.split_off(4);
-    let [control, stdin, stdout, stderr]: [OwnedFd; 4] = fds.try_into().expect("checked by the caller");
-    // Raw numbers from here: close_range below closes the originals, so nothing may own them.
-    let raw = [stdin.into_raw_fd(), stdout.into_raw_fd(), stderr.into_raw_fd(), control.into_raw_fd()];
-    // All four arrived at fds of 3 and above (0-2 were taken), so filling 0, 1, 2 first never
-    // overwrites one that is still to be copied, and fd 3 is either the control socket already
-    // or a stdio fd copied by then.
-    for (target, source) in raw.into_iter().enumerate() {
-        // SAFETY: plain fd-table operations in this fresh, single-threaded child.
-        if source != target as i32 && unsafe { libc::dup2(source, target as i32) } < 0 {
-            exit_with("cannot set up the runner's fds");
-        }
-    }
-    // The grants arrived after the four, so above fd 3 and untouched by the copies: keep them,
-    // close everything else.
-    let keep: Vec<i32> = grants.iter().map(std::os::fd::AsRawFd::as_raw_fd).collect();
-    harden::close_fds_except(CONTROL_FD + 1, &keep);
-    super::set_grant_fds(grants);
-    // SAFETY: fd 3 is now the control socket, owned from here on by this `File`.
-    run_to_verdict(unsafe { File::from_raw_fd(CONTROL_FD) })
 }
 
 fn exit_with(message: &str) -> ! {
