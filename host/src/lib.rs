@@ -96,6 +96,7 @@
 
 mod cache;
 mod child;
+pub mod codec;
 mod control;
 mod error;
 mod grants;
