@@ -139,7 +139,8 @@ pub(crate) fn header(len: usize, max: usize) -> Result<[u8; HEADER_LEN]> {
     }
 }
 
-impl<B: AsRef<[u8]>> Encoder<B> for FrameCodec {
+// One item type only, so that `SinkExt::close`/`flush` on a `FramedWrite` can infer it.
+impl Encoder<&[u8]> for FrameCodec {
     type Error = Error;
 
     /// Appends the frame of `payload` to `dst`.
@@ -148,8 +149,7 @@ impl<B: AsRef<[u8]>> Encoder<B> for FrameCodec {
     ///
     /// [`Error::FrameTooLarge`] if `payload` is longer than the maximum (or than `u32::MAX`);
     /// nothing is appended then.
-    fn encode(&mut self, payload: B, dst: &mut BytesMut) -> Result<()> {
-        let payload = payload.as_ref();
+    fn encode(&mut self, payload: &[u8], dst: &mut BytesMut) -> Result<()> {
         dst.reserve(HEADER_LEN + payload.len());
         dst.put_slice(&header(payload.len(), self.frames.max())?);
         dst.put_slice(payload);
@@ -168,12 +168,12 @@ impl<B: AsRef<[u8]>> Encoder<B> for FrameCodec {
 ///
 /// ```
 /// use futures_util::{SinkExt, StreamExt};
-/// use wasmpipe::codec::{FramedRead, FramedWrite, length_delimited_codec};
+/// use wasmpipe::codec::{Bytes, FramedRead, FramedWrite, length_delimited_codec};
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> std::io::Result<()> {
 /// let (rx, tx) = wasmpipe::pipe()?;
 /// let mut sink = FramedWrite::new(tx.open()?, length_delimited_codec(1024));
-/// sink.send(bytes::Bytes::from_static(b"hi")).await?;
+/// sink.send(Bytes::from_static(b"hi")).await?;
 /// let mut frames = FramedRead::new(rx.open()?, length_delimited_codec(1024));
 /// assert_eq!(&frames.next().await.unwrap()?[..], b"hi");
 /// # Ok(()) }

@@ -11,8 +11,7 @@ use crate::error::{Error, Result};
 use crate::line::{Fed, LineAssembler};
 use crate::pipe::DEFAULT_MAX_LINE_LENGTH;
 
-/// A [`Decoder`] of JSON Lines messages of type `T`, and an [`Encoder`] of any
-/// [`Serialize`] value as one line.
+/// A [`Decoder`] and [`Encoder`] of JSON Lines messages of type `T`.
 ///
 /// Each line is one UTF-8 JSON value ended by `'\n'` (the last line of a stream may lack it;
 /// whitespace around the value, `'\r'` included, is ignored). Lines are split exactly as
@@ -135,7 +134,9 @@ impl<T: DeserializeOwned> Decoder for JsonLinesCodec<T> {
     }
 }
 
-impl<T, U: Serialize> Encoder<U> for JsonLinesCodec<T> {
+// One item type only, so that `SinkExt::close`/`flush` on a `FramedWrite` can infer it. Use
+// separate codecs (a `FramedRead` and a `FramedWrite`) when requests and replies differ.
+impl<T: Serialize> Encoder<T> for JsonLinesCodec<T> {
     type Error = Error;
 
     /// Appends `value` as one line of compact JSON, `'\n'` included, to `dst`.
@@ -144,7 +145,7 @@ impl<T, U: Serialize> Encoder<U> for JsonLinesCodec<T> {
     ///
     /// [`Error::Io`] of kind [`io::ErrorKind::InvalidInput`] if `value` cannot be serialized
     /// (a map with non-string keys, a failing `Serialize` impl); nothing is appended then.
-    fn encode(&mut self, value: U, dst: &mut BytesMut) -> Result<()> {
+    fn encode(&mut self, value: T, dst: &mut BytesMut) -> Result<()> {
         let start = dst.len();
         if let Err(e) = serde_json::to_writer(dst.writer(), &value) {
             // serde_json may have written part of the value before failing.

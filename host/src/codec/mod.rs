@@ -16,8 +16,8 @@
 //! - as tokio-util codecs, [`JsonLinesCodec`] and [`FrameCodec`] (or tokio-util's own
 //!   [`LengthDelimitedCodec`] from [`length_delimited_codec`]), to plug into [`FramedRead`],
 //!   [`FramedWrite`] or [`Framed`] over the same halves (they implement tokio's `AsyncRead` and
-//!   `AsyncWrite`). The traits and adapters are re-exported here, so no direct tokio-util
-//!   dependency is needed.
+//!   `AsyncWrite`). The traits and adapters (and the `bytes` buffers their signatures use) are
+//!   re-exported here, so no direct tokio-util dependency is needed.
 //!
 //! Every decoder holds at most its maximum (line length or frame length) for a partial
 //! message, whatever the input.
@@ -46,6 +46,7 @@ mod json_lines;
 #[cfg(test)]
 mod tests;
 
+pub use bytes::{Bytes, BytesMut};
 pub use frames::{DEFAULT_MAX_FRAME_LENGTH, FrameCodec, length_delimited_codec};
 pub use json_lines::JsonLinesCodec;
 pub use tokio_util::codec::{Decoder, Encoder, Framed, FramedRead, FramedWrite, LengthDelimitedCodec};

@@ -240,13 +240,12 @@ fn the_unterminated_last_line_is_decoded_at_eof() {
 
 #[test]
 fn encoding_json_appends_one_line_or_nothing() {
-    let mut codec = JsonLinesCodec::<Value>::new();
     let mut dst = BytesMut::new();
-    codec.encode(serde_json::json!({ "s": "a\nb" }), &mut dst).unwrap();
+    JsonLinesCodec::new().encode(serde_json::json!({ "s": "a\nb" }), &mut dst).unwrap();
     assert_eq!(&dst[..], b"{\"s\":\"a\\nb\"}\n");
     // Non-string map keys are not JSON; a partial write must not be left behind.
     let bad = std::collections::BTreeMap::from([((1, 2), 3)]);
-    let err = codec.encode(&bad, &mut dst).unwrap_err();
+    let err = JsonLinesCodec::new().encode(bad, &mut dst).unwrap_err();
     assert!(matches!(&err, Error::Io(e) if e.kind() == io::ErrorKind::InvalidInput), "{err:?}");
     assert_eq!(&dst[..], b"{\"s\":\"a\\nb\"}\n");
 }
@@ -254,7 +253,7 @@ fn encoding_json_appends_one_line_or_nothing() {
 #[test]
 fn encoding_an_oversized_frame_appends_nothing() {
     let mut dst = BytesMut::new();
-    let err = FrameCodec::with_max_length(3).encode(b"four", &mut dst).unwrap_err();
+    let err = FrameCodec::with_max_length(3).encode(&b"four"[..], &mut dst).unwrap_err();
     assert!(matches!(err, Error::FrameTooLarge { length: 4, max: 3 }), "{err:?}");
     assert!(dst.is_empty());
 }
