@@ -11,7 +11,7 @@
 //!
 //! - **binary frames**, [`Rx::recv_frame`] and [`Tx::send_frame`]: a 4-byte big-endian payload
 //!   length, then the payload, at most [`DEFAULT_MAX_FRAME_LENGTH`] by default;
-//! - **JSON Lines**, with the `json` feature, [`Rx::recv`] and [`Tx::send`]: one serde value
+//! - **JSON Lines**, with the `json` feature, `Rx::recv` and `Tx::send`: one serde value
 //!   per `'\n'`-terminated line, at most [`DEFAULT_MAX_LINE_LENGTH`] by default.
 //!
 //! Without features the crate only uses `std`, so it also compiles natively, where it behaves

@@ -16,7 +16,7 @@ const CAPACITY: usize = 64 * 1024;
 /// [`Read::read_exact`] to [`Read::read_to_end`] works on it, and adds the convenience
 /// methods [`read_line`](Rx::read_line) and [`read_line_bytes`](Rx::read_line_bytes), binary
 /// frames with [`recv_frame`](Rx::recv_frame), and (with the `json` feature) typed JSON Lines
-/// messages with [`recv`](Rx::recv).
+/// messages with `recv`.
 ///
 /// # Flushing before blocking
 ///
@@ -119,7 +119,7 @@ impl Rx {
         Ok(line)
     }
 
-    /// Keeps the line numbers in [`recv`](Rx::recv)'s errors those of the whole stream.
+    /// Keeps the line numbers in `recv`'s errors those of the whole stream.
     fn count(&mut self, line: &Option<Vec<u8>>) {
         if line.is_some() {
             self.lines.count_one();
@@ -170,7 +170,7 @@ impl Rx {
         recv_from(&mut self.lines, &mut self.inner)
     }
 
-    /// Sets the maximum length of a line read by [`recv`](Rx::recv), in bytes including the
+    /// Sets the maximum length of a line read by `recv`, in bytes including the
     /// `'\n'`; the default is [`DEFAULT_MAX_LINE_LENGTH`](crate::DEFAULT_MAX_LINE_LENGTH), 1 MiB.
     /// [`read_line`](Rx::read_line) is not limited.
     ///

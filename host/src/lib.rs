@@ -24,6 +24,11 @@
 //! Guests are ordinary WASI command modules that talk over stdin/stdout, built by any toolchain;
 //! Rust guests can use the `wasmpipe-guest` crate for buffered, deadlock-free channels.
 //!
+//! Besides bytes and lines, both sides speak typed messages: JSON Lines
+//! ([`AsyncReader::recv`], [`AsyncWriter::send`]) and length-prefixed binary frames
+//! ([`AsyncReader::recv_frame`], [`AsyncWriter::send_frame`]), also as tokio-util codecs in
+//! [`codec`]. The README's "Wire formats" section specifies both for guests in any language.
+//!
 //! # Pipes
 //!
 //! [`pipe()`] gives a simplex pipe as a ([`PipeReader`], [`PipeWriter`]) pair and [`duplex()`]
