@@ -37,7 +37,8 @@ fn classify<T>(result: Result<T, Error>) -> Out<T> {
 
 /// Feeds `input` to `decoder` in chunks of the given sizes, decoding after each chunk until the
 /// decoder needs more, then `decode_eof` until it is done. After every step, checks that the
-/// decoder left no unconsumed input behind and holds at most `bound` bytes itself.
+/// decoder left no unconsumed input behind (so the input buffer stays at one chunk's size) and
+/// holds at most `bound` bytes itself.
 fn drive<D: Decoder<Error = Error>>(
     decoder: &mut D,
     input: &[u8],
@@ -57,6 +58,8 @@ fn drive<D: Decoder<Error = Error>>(
             let result = decoder.decode(&mut src);
             assert!(held(decoder) <= bound, "decoder holds {} > {bound}", held(decoder));
             assert!(src.len() <= MAX_CHUNK, "unconsumed input grew to {}", src.len());
+            // The input buffer never grows towards the maximum: it holds one chunk at most.
+            assert!(src.capacity() <= 2 * MAX_CHUNK, "input buffer capacity grew to {}", src.capacity());
             match result {
                 Ok(None) => {
                     assert!(src.is_empty(), "needing more, the decoder must have taken everything");
@@ -121,6 +124,51 @@ fn frame_model(mut input: &[u8], max: usize) -> Vec<Out<Vec<u8>>> {
         input = &input[length..];
     }
     out
+}
+
+/// Writes `input` into a real pipe in the given chunk sizes while `read` drains the other end
+/// through an [`AsyncReader`](crate::AsyncReader), and returns what `read` collected.
+fn through_pipe<T: 'static>(
+    input: Vec<u8>,
+    chunks: Vec<usize>,
+    read: impl AsyncFnOnce(&mut crate::AsyncReader) -> Vec<Out<T>>,
+) -> Vec<Out<T>> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async move {
+        let (rx, tx) = crate::pipe().unwrap();
+        let (mut rx, mut tx) = (rx.open().unwrap(), tx.open().unwrap());
+        let writer = tokio::spawn(async move {
+            let mut rest = &input[..];
+            for size in chunks.iter().cycle() {
+                if rest.is_empty() {
+                    break;
+                }
+                let take = (*size).clamp(1, rest.len());
+                tx.write_all(&rest[..take]).await.unwrap();
+                rest = &rest[take..];
+                tokio::task::yield_now().await;
+            }
+        });
+        let out = read(&mut rx).await;
+        writer.await.unwrap();
+        out
+    })
+}
+
+/// Calls `next` until it says the stream ended, classifying each result; an `UnexpectedEof`
+/// must be the last word.
+async fn collect<T>(
+    rx: &mut crate::AsyncReader,
+    mut next: impl AsyncFnMut(&mut crate::AsyncReader) -> Result<Option<T>, Error>,
+) -> Vec<Out<T>> {
+    let mut out = Vec::new();
+    loop {
+        match next(rx).await {
+            Ok(None) => return out,
+            Ok(Some(item)) => out.push(Out::Item(item)),
+            Err(e) => out.push(classify(Err(e))),
+        }
+    }
 }
 
 fn frame(payload: &[u8]) -> Vec<u8> {
@@ -212,6 +260,37 @@ proptest! {
         }
         let out = drive(&mut FrameCodec::new(), &wire, &chunks, FrameCodec::buffered_capacity, 300);
         prop_assert_eq!(out, payloads.into_iter().map(Out::Item).collect::<Vec<_>>());
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn async_reader_recv_over_a_real_pipe_matches_the_model(
+        input in json_stream(),
+        chunks in proptest::collection::vec(1usize..MAX_CHUNK, 1..10),
+        max in 1usize..120,
+    ) {
+        let out = through_pipe(input.clone(), chunks, async move |rx| {
+            rx.set_max_line_length(max);
+            collect(rx, async |rx| rx.recv::<Value>().await).await
+        });
+        prop_assert_eq!(out, json_model(&input, max));
+    }
+
+    #[test]
+    fn async_reader_recv_frame_over_a_real_pipe_matches_the_model(
+        input in prop_oneof![frame_stream(), proptest::collection::vec(any::<u8>(), 0..600)],
+        chunks in proptest::collection::vec(1usize..MAX_CHUNK, 1..10),
+        max in 0usize..160,
+    ) {
+        let out = through_pipe(input.clone(), chunks, async move |rx| {
+            rx.set_max_frame_length(max);
+            collect(rx, async |rx| rx.recv_frame().await).await
+        });
+        // After an `UnexpectedEof` the stream has ended: the reader then says `None`.
+        prop_assert_eq!(out, frame_model(&input, max));
     }
 }
 
