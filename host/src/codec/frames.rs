@@ -53,6 +53,13 @@ pub struct FrameCodec {
 
 impl FrameCodec {
     /// A codec with the default maximum, [`DEFAULT_MAX_FRAME_LENGTH`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use wasmpipe::codec::{DEFAULT_MAX_FRAME_LENGTH, FrameCodec};
+    /// assert_eq!(FrameCodec::new().max_length(), DEFAULT_MAX_FRAME_LENGTH);
+    /// ```
     pub fn new() -> Self {
         Self::with_max_length(DEFAULT_MAX_FRAME_LENGTH)
     }

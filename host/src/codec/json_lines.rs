@@ -55,6 +55,14 @@ pub struct JsonLinesCodec<T> {
 impl<T> JsonLinesCodec<T> {
     /// A codec with the default maximum line length,
     /// [`DEFAULT_MAX_LINE_LENGTH`](crate::DEFAULT_MAX_LINE_LENGTH) (1 MiB).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use wasmpipe::codec::JsonLinesCodec;
+    /// let codec = JsonLinesCodec::<serde_json::Value>::new();
+    /// assert_eq!(codec.max_length(), wasmpipe::DEFAULT_MAX_LINE_LENGTH);
+    /// ```
     pub fn new() -> Self {
         Self::with_max_length(DEFAULT_MAX_LINE_LENGTH)
     }
