@@ -6,8 +6,16 @@
 //! deadlock: before an `Rx` blocks waiting for input, it flushes everything written by any
 //! `Tx` (see [when output is flushed](Tx#when-output-is-flushed)).
 //!
-//! The crate only uses `std`, so it also compiles natively, where it behaves the same on
-//! file descriptors 0 and 1.
+//! Besides raw bytes and lines, both ends speak the two message formats of the host library
+//! (the README's "Wire formats" section specifies them for other languages):
+//!
+//! - **binary frames**, [`Rx::recv_frame`] and [`Tx::send_frame`]: a 4-byte big-endian payload
+//!   length, then the payload, at most [`DEFAULT_MAX_FRAME_LENGTH`] by default;
+//! - **JSON Lines**, with the `json` feature, `Rx::recv` and `Tx::send`: one serde value
+//!   per `'\n'`-terminated line, at most [`DEFAULT_MAX_LINE_LENGTH`] by default.
+//!
+//! Without features the crate only uses `std`, so it also compiles natively, where it behaves
+//! the same on file descriptors 0 and 1.
 //!
 //! # Examples
 //!
@@ -24,13 +32,43 @@
 //!     Ok(())
 //! }
 //! ```
+//!
+//! A typed worker (feature `json`): a malformed request is answered with an error and the
+//! loop goes on.
+//!
+//! ```no_run
+//! # #[cfg(feature = "json")]
+//! fn main() -> std::io::Result<()> {
+//!     #[derive(serde::Deserialize)]
+//!     struct Request { a: i64, b: i64 }
+//!
+//!     let (mut rx, mut tx) = wasmpipe_guest::duplex();
+//!     loop {
+//!         match rx.recv::<Request>() {
+//!             Ok(Some(r)) => tx.send(&serde_json::json!({ "sum": r.a + r.b }))?,
+//!             Ok(None) => return Ok(()),
+//!             Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+//!                 tx.send(&serde_json::json!({ "error": e.to_string() }))?
+//!             }
+//!             Err(e) => return Err(e),
+//!         }
+//!     }
+//! }
+//! # #[cfg(not(feature = "json"))] fn main() {}
+//! ```
 #![deny(missing_docs)]
 
+mod frames;
+#[cfg(feature = "json")]
+mod json;
+mod lines;
 mod out;
 mod rx;
 mod sys;
 mod tx;
 
+pub use frames::DEFAULT_MAX_FRAME_LENGTH;
+pub use lines::DEFAULT_MAX_LINE_LENGTH;
 pub use rx::Rx;
 pub use tx::Tx;
 

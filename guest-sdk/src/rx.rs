@@ -2,6 +2,8 @@
 
 use std::io::{self, BufRead, BufReader, Read};
 
+use crate::frames::Frames;
+use crate::lines::Lines;
 use crate::{out, sys};
 
 /// Size of the input buffer: stdin is read in chunks of up to this many bytes.
@@ -12,7 +14,9 @@ const CAPACITY: usize = 64 * 1024;
 /// `Rx` has its own 64 KiB buffer and reads fd 0 directly, without going through
 /// [`std::io::Stdin`]'s buffer. It implements [`Read`] and [`BufRead`], so everything from
 /// [`Read::read_exact`] to [`Read::read_to_end`] works on it, and adds the convenience
-/// methods [`read_line`](Rx::read_line) and [`read_line_bytes`](Rx::read_line_bytes).
+/// methods [`read_line`](Rx::read_line) and [`read_line_bytes`](Rx::read_line_bytes), binary
+/// frames with [`recv_frame`](Rx::recv_frame), and (with the `json` feature) typed JSON Lines
+/// messages with `recv`.
 ///
 /// # Flushing before blocking
 ///
@@ -43,6 +47,8 @@ const CAPACITY: usize = 64 * 1024;
 #[derive(Debug)]
 pub struct Rx {
     inner: BufReader<Stdin>,
+    lines: Lines,
+    frames: Frames,
 }
 
 impl Rx {
@@ -55,7 +61,7 @@ impl Rx {
     /// # drop(rx);
     /// ```
     pub fn new() -> Self {
-        Self { inner: BufReader::with_capacity(CAPACITY, Stdin) }
+        Self { inner: BufReader::with_capacity(CAPACITY, Stdin), lines: Lines::new(), frames: Frames::new() }
     }
 
     /// Reads the next line as UTF-8 text, or returns `None` at end of input.
@@ -82,7 +88,9 @@ impl Rx {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn read_line(&mut self) -> io::Result<Option<String>> {
-        read_line_from(&mut self.inner)
+        let line = read_line_bytes_from(&mut self.inner)?;
+        self.count(&line);
+        line.map(into_string).transpose()
     }
 
     /// Reads the next line as raw bytes, or returns `None` at end of input.
@@ -106,7 +114,120 @@ impl Rx {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn read_line_bytes(&mut self) -> io::Result<Option<Vec<u8>>> {
-        read_line_bytes_from(&mut self.inner)
+        let line = read_line_bytes_from(&mut self.inner)?;
+        self.count(&line);
+        Ok(line)
+    }
+
+    /// Keeps the line numbers in `recv`'s errors those of the whole stream.
+    fn count(&mut self, line: &Option<Vec<u8>>) {
+        if line.is_some() {
+            self.lines.count_one();
+        }
+    }
+
+    /// Reads the next line as one JSON value of type `T` (JSON Lines), or returns `None` at
+    /// end of input. Requires the `json` feature.
+    ///
+    /// A line is UTF-8 JSON ended by `'\n'` (the last line may lack it); surrounding
+    /// whitespace, `'\r'` included, is ignored. Lines are numbered from 1 over everything this
+    /// `Rx` has read as lines, [`read_line`](Rx::read_line) included. At most
+    /// [the maximum line length](Rx::set_max_line_length) is buffered.
+    ///
+    /// # Errors
+    ///
+    /// Each of these consumes the offending line, so the next call reads the line after it:
+    ///
+    /// - [`io::ErrorKind::InvalidData`] if the line is not a JSON `T` (the message names the
+    ///   line number, serde's reason and the column);
+    /// - [`io::ErrorKind::InvalidData`] if the line is longer than the maximum (the message
+    ///   names the line); the error comes as soon as the maximum is passed, and the next call
+    ///   skips the rest of that line first.
+    ///
+    /// Any error from reading stdin (or from the flush before it, see
+    /// [the flushing rule](Rx#flushing-before-blocking)) is returned as is.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// #[derive(serde::Deserialize)]
+    /// struct Job { id: u64, text: String }
+    ///
+    /// let (mut rx, mut tx) = wasmpipe_guest::duplex();
+    /// loop {
+    ///     match rx.recv::<Job>() {
+    ///         Ok(Some(job)) => tx.send(&(job.id, job.text.len()))?,
+    ///         Ok(None) => break,
+    ///         // A bad line is reported and skipped; the stream goes on.
+    ///         Err(e) if e.kind() == std::io::ErrorKind::InvalidData => eprintln!("{e}"),
+    ///         Err(e) => return Err(e),
+    ///     }
+    /// }
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    #[cfg(feature = "json")]
+    pub fn recv<T: serde::de::DeserializeOwned>(&mut self) -> io::Result<Option<T>> {
+        recv_from(&mut self.lines, &mut self.inner)
+    }
+
+    /// Sets the maximum length of a line read by `recv`, in bytes including the
+    /// `'\n'`; the default is [`DEFAULT_MAX_LINE_LENGTH`](crate::DEFAULT_MAX_LINE_LENGTH), 1 MiB.
+    /// [`read_line`](Rx::read_line) is not limited.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut rx = wasmpipe_guest::Rx::new();
+    /// rx.set_max_line_length(64 * 1024);
+    /// ```
+    pub fn set_max_line_length(&mut self, max: usize) {
+        self.lines.set_max(max);
+    }
+
+    /// Reads the next binary frame and returns its payload, or `None` if input ends cleanly
+    /// between two frames.
+    ///
+    /// A frame is a 4-byte big-endian payload length followed by that many bytes: the default
+    /// layout of tokio-util's `LengthDelimitedCodec`, which is what the host's frame API
+    /// speaks (see the README's wire formats).
+    ///
+    /// # Errors
+    ///
+    /// - [`io::ErrorKind::InvalidData`] if the header announces more than
+    ///   [the maximum frame length](Rx::set_max_frame_length). This is decided from the header
+    ///   alone, so nothing of the claimed size is allocated; the next call skips that payload
+    ///   and reads the frame after it.
+    /// - [`io::ErrorKind::UnexpectedEof`] if input ends inside a header or a payload (or while
+    ///   skipping an oversized payload).
+    ///
+    /// Any error from reading stdin (or from the flush before it, see
+    /// [the flushing rule](Rx#flushing-before-blocking)) is returned as is.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let (mut rx, mut tx) = wasmpipe_guest::duplex();
+    /// while let Some(mut payload) = rx.recv_frame()? {
+    ///     payload.reverse();
+    ///     tx.send_frame(&payload)?;
+    /// }
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn recv_frame(&mut self) -> io::Result<Option<Vec<u8>>> {
+        self.frames.read(&mut self.inner)
+    }
+
+    /// Sets the maximum payload length accepted by [`recv_frame`](Rx::recv_frame), in bytes;
+    /// the default is [`DEFAULT_MAX_FRAME_LENGTH`](crate::DEFAULT_MAX_FRAME_LENGTH), 8 MiB.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut rx = wasmpipe_guest::Rx::new();
+    /// rx.set_max_frame_length(1024);
+    /// ```
+    pub fn set_max_frame_length(&mut self, max: usize) {
+        self.frames.set_max(max);
     }
 }
 
@@ -156,10 +277,22 @@ fn read_line_bytes_from(reader: &mut impl BufRead) -> io::Result<Option<Vec<u8>>
     }
 }
 
+fn into_string(line: Vec<u8>) -> io::Result<String> {
+    String::from_utf8(line).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+#[cfg(test)]
 fn read_line_from(reader: &mut impl BufRead) -> io::Result<Option<String>> {
-    read_line_bytes_from(reader)?
-        .map(|line| String::from_utf8(line).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e)))
-        .transpose()
+    read_line_bytes_from(reader)?.map(into_string).transpose()
+}
+
+/// [`Rx::recv`] over any reader, so it is testable without stdin.
+#[cfg(feature = "json")]
+fn recv_from<T: serde::de::DeserializeOwned>(lines: &mut Lines, reader: &mut impl BufRead) -> io::Result<Option<T>> {
+    match lines.read(reader)? {
+        Some((number, line)) => crate::json::parse(number, &line).map(Some),
+        None => Ok(None),
+    }
 }
 
 #[cfg(test)]
@@ -227,5 +360,69 @@ mod tests {
         let err = read_line_from(&mut reader).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
         assert_eq!(read_line_from(&mut reader).unwrap().as_deref(), Some("ok\n"));
+    }
+
+    #[cfg(feature = "json")]
+    mod json {
+        use super::*;
+
+        #[derive(Debug, PartialEq, serde::Deserialize)]
+        struct Msg {
+            n: u32,
+        }
+
+        fn recv_all(input: &[u8], max: usize) -> Vec<Result<Msg, (io::ErrorKind, String)>> {
+            let mut reader = BufReader::with_capacity(4, Trickle { data: input, step: 3 });
+            let mut lines = Lines::new();
+            lines.set_max(max);
+            let mut out = Vec::new();
+            loop {
+                match recv_from::<Msg>(&mut lines, &mut reader) {
+                    Ok(Some(msg)) => out.push(Ok(msg)),
+                    Ok(None) => return out,
+                    Err(e) => out.push(Err((e.kind(), e.to_string()))),
+                }
+            }
+        }
+
+        #[test]
+        fn good_messages_in_any_layout() {
+            let input = b"{\"n\":1}\n  { \"n\" : 2 }\r\n{\"n\":3}";
+            assert_eq!(recv_all(input, 100), [Ok(Msg { n: 1 }), Ok(Msg { n: 2 }), Ok(Msg { n: 3 })]);
+        }
+
+        #[test]
+        fn malformed_json_names_its_line_and_the_next_line_reads_fine() {
+            let out = recv_all(b"{\"n\":1}\n{\"n\":\n\n{\"n\":4}\n", 100);
+            let kind = io::ErrorKind::InvalidData;
+            assert_eq!(
+                out,
+                [
+                    Ok(Msg { n: 1 }),
+                    Err((kind, "line 2: malformed JSON: EOF while parsing a value at column 5".into())),
+                    Err((kind, "line 3: malformed JSON: EOF while parsing a value at column 0".into())),
+                    Ok(Msg { n: 4 }),
+                ]
+            );
+        }
+
+        #[test]
+        fn an_over_long_line_is_an_error_and_the_next_line_reads_fine() {
+            let long = format!("{{\"n\":1,\"pad\":\"{}\"}}\n{{\"n\":2}}\n", "x".repeat(100));
+            let out = recv_all(long.as_bytes(), 32);
+            assert_eq!(
+                out,
+                [
+                    Err((io::ErrorKind::InvalidData, "line 1: longer than the maximum of 32 bytes".into())),
+                    Ok(Msg { n: 2 }),
+                ]
+            );
+        }
+
+        #[test]
+        fn wrong_shape_is_malformed_too() {
+            let out = recv_all(b"[1,2]\n", 100);
+            assert!(matches!(&out[..], [Err((io::ErrorKind::InvalidData, m))] if m.starts_with("line 1: ")), "{out:?}");
+        }
     }
 }

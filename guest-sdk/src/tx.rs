@@ -2,6 +2,7 @@
 
 use std::io::{self, Write};
 
+use crate::frames::{self, DEFAULT_MAX_FRAME_LENGTH};
 use crate::out;
 
 /// The sending end of the pipe: buffered writes to stdout (fd 1).
@@ -46,9 +47,16 @@ use crate::out;
 /// tx.flush()?;
 /// # Ok::<(), std::io::Error>(())
 /// ```
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Tx {
-    _private: (),
+    /// Largest payload [`send_frame`](Tx::send_frame) accepts; per `Tx`, unlike the buffer.
+    max_frame: usize,
+}
+
+impl Default for Tx {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Tx {
@@ -62,7 +70,7 @@ impl Tx {
     /// # drop(tx);
     /// ```
     pub fn new() -> Self {
-        Self { _private: () }
+        Self { max_frame: DEFAULT_MAX_FRAME_LENGTH }
     }
 
     /// Writes all of `data` (into the buffer, see [when output is flushed](Tx#when-output-is-flushed)).
@@ -97,6 +105,74 @@ impl Tx {
     /// ```
     pub fn write_line(&mut self, line: &str) -> io::Result<()> {
         out::write_all(&[line.as_bytes(), b"\n"])
+    }
+
+    /// Writes `value` as one line of compact JSON followed by `'\n'` (JSON Lines). Requires
+    /// the `json` feature.
+    ///
+    /// The line is buffered like any other write (see
+    /// [when output is flushed](Tx#when-output-is-flushed)). Compact JSON escapes newlines
+    /// inside strings, so a value is always exactly one line.
+    ///
+    /// # Errors
+    ///
+    /// [`io::ErrorKind::InvalidInput`] if `value` cannot be serialized as JSON (for example a
+    /// map with non-string keys, or a `Serialize` impl that fails); nothing is written then.
+    /// Otherwise the error of a write to stdout, if this call had to perform one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// #[derive(serde::Serialize)]
+    /// struct Reply<'a> { id: u64, status: &'a str }
+    ///
+    /// let mut tx = wasmpipe_guest::Tx::new();
+    /// tx.send(&Reply { id: 7, status: "done" })?; // {"id":7,"status":"done"}\n
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    #[cfg(feature = "json")]
+    pub fn send<T: serde::Serialize + ?Sized>(&mut self, value: &T) -> io::Result<()> {
+        out::write_all(&[&crate::json::encode(value)?])
+    }
+
+    /// Writes one binary frame: the payload's length as 4 big-endian bytes, then the payload.
+    ///
+    /// The layout is the default of tokio-util's `LengthDelimitedCodec` (see
+    /// [`Rx::recv_frame`](crate::Rx::recv_frame)). Header and payload enter the buffer
+    /// together, so frames from several `Tx` never interleave; they are flushed like any other
+    /// write (see [when output is flushed](Tx#when-output-is-flushed)).
+    ///
+    /// # Errors
+    ///
+    /// [`io::ErrorKind::InvalidData`] if `payload` is longer than
+    /// [the maximum frame length](Tx::set_max_frame_length); nothing is written then.
+    /// Otherwise the error of a write to stdout, if this call had to perform one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut tx = wasmpipe_guest::Tx::new();
+    /// tx.send_frame(b"\x00binary\nsafe")?; // 00 00 00 0c, then the 12 bytes
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn send_frame(&mut self, payload: &[u8]) -> io::Result<()> {
+        let header = frames::header(payload.len(), self.max_frame)?;
+        out::write_all(&[&header, payload])
+    }
+
+    /// Sets the maximum payload length [`send_frame`](Tx::send_frame) accepts, for this `Tx`;
+    /// the default is [`DEFAULT_MAX_FRAME_LENGTH`](crate::DEFAULT_MAX_FRAME_LENGTH), 8 MiB, the
+    /// host's default limit for reading. Payloads over 4 GiB − 1 never fit the header.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut tx = wasmpipe_guest::Tx::new();
+    /// tx.set_max_frame_length(1024);
+    /// assert!(tx.send_frame(&[0; 2048]).is_err());
+    /// ```
+    pub fn set_max_frame_length(&mut self, max: usize) {
+        self.max_frame = max;
     }
 
     /// Writes everything buffered so far (by any `Tx`) to stdout.

@@ -116,6 +116,28 @@ pub enum Error {
         /// The maximum line length that was exceeded.
         limit: usize,
     },
+    /// A JSON Lines message was not valid JSON, or not of the expected type. The line was
+    /// consumed: the next read starts at the following line.
+    #[error("line {line}: malformed JSON: {message} at column {column}")]
+    MalformedJson {
+        /// The line's 1-based number in the stream.
+        line: u64,
+        /// The byte column within the line where serde gave up (1-based; 0 for an empty line).
+        column: usize,
+        /// serde's description, e.g. `expected value` or ``missing field `id` ``.
+        message: String,
+    },
+    /// A binary frame was longer than the maximum (in bytes). When reading, this is decided
+    /// from the frame's header alone, so nothing of the claimed size is allocated, and the
+    /// payload is skipped: the next read starts at the following frame. When writing, nothing
+    /// was written.
+    #[error("frame of {length} bytes is larger than the maximum of {max}")]
+    FrameTooLarge {
+        /// The length the header announced (or the payload given to send).
+        length: u64,
+        /// The maximum frame length that was exceeded.
+        max: usize,
+    },
     /// The runner broke its protocol with the parent (no verdict, or a garbled one).
     #[error("sandbox runner failed: {0}")]
     Runner(String),

@@ -24,6 +24,11 @@
 //! Guests are ordinary WASI command modules that talk over stdin/stdout, built by any toolchain;
 //! Rust guests can use the `wasmpipe-guest` crate for buffered, deadlock-free channels.
 //!
+//! Besides bytes and lines, both sides speak typed messages: JSON Lines
+//! ([`AsyncReader::recv`], [`AsyncWriter::send`]) and length-prefixed binary frames
+//! ([`AsyncReader::recv_frame`], [`AsyncWriter::send_frame`]), also as tokio-util codecs in
+//! [`codec`]. The README's "Wire formats" section specifies both for guests in any language.
+//!
 //! # Pipes
 //!
 //! [`pipe()`] gives a simplex pipe as a ([`PipeReader`], [`PipeWriter`]) pair and [`duplex()`]
@@ -80,7 +85,7 @@
 //! | Endless loops, blocking forever | wall-clock [`Limits::timeout`]: epoch interruption, runner watchdog, parent kill as backstop |
 //! | Memory exhaustion | [`Limits::memory`] caps the total of all linear memories and tables (default [`DEFAULT_MEMORY_LIMIT`]); `RLIMIT_DATA` backs it up for the whole runner process ([`Error::OutOfMemory`]) |
 //! | Compile bombs | [`Limits::compile_timeout`] (default [`DEFAULT_COMPILE_TIMEOUT`]), the `RLIMIT_DATA` backstop, [`Limits::max_module_size`] and [`Limits::max_functions`] |
-//! | Flooding the host | pipes apply back-pressure; [`AsyncReader::read_line`] is bounded ([`Error::LineTooLong`]); captured stderr keeps a bounded tail; the runner's reports are bounded frames |
+//! | Flooding the host | pipes apply back-pressure; [`AsyncReader::read_line`] is bounded ([`Error::LineTooLong`]), and so are typed messages ([`Error::FrameTooLarge`], decided from a frame's header alone); captured stderr keeps a bounded tail; the runner's reports are bounded frames |
 //! | Native code in the runner (a wasmtime or Cranelift bug) | a second wall, up before any module byte is parsed, compiled or deserialized: `no_new_privs`, no capabilities (even under root), Landlock (files only beneath the grants, read-only or writable as granted; signals and abstract sockets scoped; see [`SandboxChild::landlock_abi`]), and a seccomp allowlist with argument checks (`tgkill` to its own threads only, harmless `ioctl`/`fcntl` requests only); after loading, no new executable mappings and, without grants, no path-taking call at all. A forbidden call ends the runner with [`Error::ForbiddenSyscall`], which names it |
 //! | A poisoned compiled-module cache | only the parent touches it; entries carry a BLAKE3 MAC keyed with a per-user secret outside the cache ([`cache_key_path`]); the directory (0700) and entries (0600) are refused if anyone else owns or can write them; `O_NOFOLLOW` reads, `O_EXCL` writes under random names; bounded in bytes ([`DEFAULT_CACHE_MAX_BYTES`]) |
 //! | Orphaned sandboxes | the runner exits when the parent dies (even by `SIGKILL`); dropping a [`SandboxChild`] kills and reaps it |
@@ -96,6 +101,7 @@
 
 mod cache;
 mod child;
+pub mod codec;
 mod control;
 mod error;
 mod grants;

@@ -11,6 +11,9 @@ pub(crate) struct LineAssembler {
     /// Skipping the rest of a line that was already reported as too long.
     discarding: bool,
     max: usize,
+    /// Lines produced so far (complete, too long, or the unterminated last one), so that
+    /// message errors can name the line of the stream they are about.
+    count: u64,
 }
 
 /// What one [`LineAssembler::feed`] produced.
@@ -27,7 +30,7 @@ pub(crate) enum Fed {
 
 impl LineAssembler {
     pub(crate) fn new(max: usize) -> Self {
-        Self { pending: Vec::new(), discarding: false, max: max.max(1) }
+        Self { pending: Vec::new(), discarding: false, max: max.max(1), count: 0 }
     }
 
     pub(crate) fn set_max(&mut self, max: usize) {
@@ -36,6 +39,18 @@ impl LineAssembler {
 
     pub(crate) fn max(&self) -> usize {
         self.max
+    }
+
+    /// How many lines [`feed`](Self::feed) and [`finish`](Self::finish) have produced: after
+    /// one produced a line (or `TooLong`), that line's 1-based number.
+    pub(crate) fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// Capacity held for a partial line: at most about twice the maximum (`Vec` growth).
+    #[cfg(test)]
+    pub(crate) fn buffered_capacity(&self) -> usize {
+        self.pending.capacity()
     }
 
     /// Offers `chunk`; the caller must drop the `consumed` prefix (all of it for `NeedMore`).
@@ -60,11 +75,15 @@ impl LineAssembler {
             // of this line remains is skipped, so the next line starts clean.
             self.pending.clear();
             self.discarding = newline.is_none();
+            self.count += 1;
             return Fed::TooLong { consumed: wanted };
         }
         self.pending.extend_from_slice(&chunk[..wanted]);
         match newline {
-            Some(_) => Fed::Line { line: std::mem::take(&mut self.pending), consumed: wanted },
+            Some(_) => {
+                self.count += 1;
+                Fed::Line { line: std::mem::take(&mut self.pending), consumed: wanted }
+            }
             None => Fed::NeedMore,
         }
     }
@@ -72,7 +91,9 @@ impl LineAssembler {
     /// End of input: the unterminated last line, if any.
     pub(crate) fn finish(&mut self) -> Option<Vec<u8>> {
         self.discarding = false;
-        (!self.pending.is_empty()).then(|| std::mem::take(&mut self.pending))
+        let last = (!self.pending.is_empty()).then(|| std::mem::take(&mut self.pending));
+        self.count += u64::from(last.is_some());
+        last
     }
 }
 

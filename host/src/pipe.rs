@@ -2,6 +2,7 @@
 //!
 //! The user-facing story is in the crate docs (`# Pipes`), where users can see it.
 
+use crate::codec::{DEFAULT_MAX_FRAME_LENGTH, FrameAssembler};
 use crate::error::{Error, Result};
 use crate::line::{Fed, LineAssembler};
 use std::io;
@@ -88,6 +89,7 @@ impl PipeReader {
         Ok(AsyncReader {
             inner: BufReader::with_capacity(READ_BUFFER_CAPACITY, receiver),
             lines: LineAssembler::new(DEFAULT_MAX_LINE_LENGTH),
+            frames: FrameAssembler::new(DEFAULT_MAX_FRAME_LENGTH),
         })
     }
 }
@@ -100,7 +102,7 @@ impl PipeWriter {
     ///
     /// As for [`PipeReader::open`].
     pub fn open(self) -> io::Result<AsyncWriter> {
-        Ok(AsyncWriter { inner: Some(pipe::Sender::from_owned_fd(self.fd)?) })
+        Ok(AsyncWriter { inner: Some(pipe::Sender::from_owned_fd(self.fd)?), max_frame: DEFAULT_MAX_FRAME_LENGTH })
     }
 }
 
@@ -151,12 +153,17 @@ fd_conversions!(PipeWriter);
 
 /// The parent's async receiving half: buffered, with a bounded [`read_line`](Self::read_line).
 ///
+/// Typed messages come with [`recv`](Self::recv) (JSON Lines) and
+/// [`recv_frame`](Self::recv_frame) (binary frames); see [`codec`](crate::codec).
+///
 /// Implements tokio's [`AsyncRead`] and [`AsyncBufRead`], so every `tokio::io` utility works on
-/// it too.
+/// it too, and tokio-util's `FramedRead` with the codecs of [`codec`](crate::codec).
 #[derive(Debug)]
 pub struct AsyncReader {
-    inner: BufReader<pipe::Receiver>,
-    lines: LineAssembler,
+    // Crate-visible for the typed message methods in `codec::halves`.
+    pub(crate) inner: BufReader<pipe::Receiver>,
+    pub(crate) lines: LineAssembler,
+    pub(crate) frames: FrameAssembler,
 }
 
 impl AsyncReader {
@@ -247,12 +254,18 @@ impl AsyncBufRead for AsyncReader {
 
 /// The parent's async sending half.
 ///
+/// Typed messages go out with [`send`](Self::send) (JSON Lines) and
+/// [`send_frame`](Self::send_frame) (binary frames); it implements tokio's [`AsyncWrite`], so
+/// tokio-util's `FramedWrite` works with the codecs of [`codec`](crate::codec) too.
+///
 /// Unbuffered: every write goes straight to the pipe, so [`flush`](Self::flush) has nothing to do
 /// but exists for symmetry. [`shutdown`](Self::shutdown) closes the descriptor, which is how the
 /// child learns of EOF; it is idempotent, and writing after it fails with `BrokenPipe`.
 #[derive(Debug)]
 pub struct AsyncWriter {
     inner: Option<pipe::Sender>,
+    /// Largest payload `send_frame` (in `codec::halves`) accepts.
+    pub(crate) max_frame: usize,
 }
 
 impl AsyncWriter {
