@@ -106,6 +106,11 @@ pub enum Error {
     /// with `Some(code)` it exited with that code, with `None` it closed its stdout and lives on.
     #[error("the guest {} before replying", match .0 { Some(code) => format!("exited with code {code}"), None => "closed its stdout".into() })]
     NoReply(Option<i32>),
+    /// A [`Pool`](crate::Pool) was shut down or aborted: the request was made after
+    /// [`shutdown`](crate::Pool::shutdown) began, or was still queued or in flight when
+    /// [`abort`](crate::Pool::abort) was called.
+    #[error("the pool was shut down")]
+    PoolClosed,
     /// A [`Pool`](crate::Pool) request was not a single line (it held a `\n` before its end).
     #[error("invalid pool request: {0}")]
     InvalidRequest(String),
@@ -144,6 +149,42 @@ pub enum Error {
     /// An I/O error on a pipe or on the runner process.
     #[error(transparent)]
     Io(#[from] io::Error),
+}
+
+impl Error {
+    /// A copy of this error, for the several requests one worker failure fails at once (I/O
+    /// errors keep their kind and message, not their source chain).
+    pub(crate) fn duplicate(&self) -> Error {
+        let io = |e: &io::Error| io::Error::new(e.kind(), e.to_string());
+        match self {
+            Error::Timeout(limit) => Error::Timeout(*limit),
+            Error::MemoryLimit(bytes) => Error::MemoryLimit(*bytes),
+            Error::CompileTimeout(limit) => Error::CompileTimeout(*limit),
+            Error::OutOfMemory(bytes) => Error::OutOfMemory(*bytes),
+            Error::ForbiddenSyscall { number, name } => Error::ForbiddenSyscall { number: *number, name: name.clone() },
+            Error::DirGrant { path, reason } => Error::DirGrant { path: path.clone(), reason: reason.clone() },
+            Error::Probed(results) => Error::Probed(results.clone()),
+            Error::FuelExhausted => Error::FuelExhausted,
+            Error::Trap { message, wasm_backtrace } => {
+                Error::Trap { message: message.clone(), wasm_backtrace: wasm_backtrace.clone() }
+            }
+            Error::Killed(signal) => Error::Killed(*signal),
+            Error::InvalidModule(message) => Error::InvalidModule(message.clone()),
+            Error::Spawn(message) => Error::Spawn(message.clone()),
+            Error::SpawnIo { context, source } => Error::SpawnIo { context: context.clone(), source: io(source) },
+            Error::PoolExhausted => Error::PoolExhausted,
+            Error::PoolClosed => Error::PoolClosed,
+            Error::NoReply(code) => Error::NoReply(*code),
+            Error::InvalidRequest(message) => Error::InvalidRequest(message.clone()),
+            Error::LineTooLong { limit } => Error::LineTooLong { limit: *limit },
+            Error::MalformedJson { line, column, message } => {
+                Error::MalformedJson { line: *line, column: *column, message: message.clone() }
+            }
+            Error::FrameTooLarge { length, max } => Error::FrameTooLarge { length: *length, max: *max },
+            Error::Runner(message) => Error::Runner(message.clone()),
+            Error::Io(e) => Error::Io(io(e)),
+        }
+    }
 }
 
 fn describe_syscall(number: Option<i64>, name: Option<&str>) -> String {

@@ -132,6 +132,6 @@ pub use limits::{
     parse_duration, parse_size,
 };
 pub use pipe::{AsyncReader, AsyncWriter, DEFAULT_MAX_LINE_LENGTH, Duplex, PipeReader, PipeWriter, duplex, pipe};
-pub use pool::{Pool, PoolBuilder};
+pub use pool::{DEFAULT_PIPELINE_DEPTH, Framing, Pool, PoolBuilder, PoolStats};
 pub use sandbox::{DEFAULT_STDERR_CAPTURE, Sandbox};
 pub use zygote::Zygote;

@@ -507,6 +507,11 @@ impl Sandbox {
         self
     }
 
+    /// Whether runners start from a zygote (see [`zygote`](Self::zygote)).
+    pub(crate) fn has_zygote(&self) -> bool {
+        self.zygote.is_some()
+    }
+
     /// Starts the runner as a fork of this process rather than an exec of its binary, when that
     /// is safe; `spawn` execs as usual otherwise. A fork skips loading and linking this (large)
     /// binary a second time: about a millisecond per start, most of what a short-lived command

@@ -202,3 +202,171 @@ async fn a_guest_that_never_answers_times_out_per_request_and_is_replaced() {
     assert_ne!(pool.worker_pids(), first, "the stuck guest was replaced");
     guarded("shutdown", pool.shutdown()).await;
 }
+
+/// Polls `pool.stats()` (bounded) until `ready` holds, and returns that snapshot.
+async fn stats_when(pool: &Pool, what: &str, ready: impl Fn(&wasmpipe::PoolStats) -> bool) -> wasmpipe::PoolStats {
+    for _ in 0..1000 {
+        let stats = pool.stats();
+        if ready(&stats) {
+            return stats;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{what}: never happened; last stats {:?}", pool.stats());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_keeps_up_to_its_depth_in_flight_and_abort_fails_them_all_through_an_arc() {
+    // block_read never answers: whatever the worker takes stays in flight.
+    let pool = Arc::new(Pool::builder(|| Sandbox::new(guests::BLOCK_READ)).workers(1).pipeline_depth(4).build());
+    let calls: Vec<_> = (0..10)
+        .map(|i| {
+            let pool = pool.clone();
+            tokio::spawn(async move { pool.call(format!("request {i}").as_bytes()).await })
+        })
+        .collect();
+    let stats = stats_when(&pool, "4 in flight, 6 queued", |s| s.in_flight == 4 && s.queued == 6).await;
+    assert_eq!((stats.completed, stats.failed), (0, 0), "{stats:?}");
+    let pids = pool.worker_pids();
+
+    let aborter = pool.clone();
+    guarded("abort", tokio::spawn(async move { aborter.abort().await })).await.unwrap();
+    for call in calls {
+        let result = guarded("an aborted call", call).await.unwrap();
+        assert!(matches!(result, Err(Error::PoolClosed)), "{result:?}");
+    }
+    assert_gone(&pids).await;
+    assert!(matches!(pool.call(b"late").await, Err(Error::PoolClosed)));
+    let stats = pool.stats();
+    assert_eq!((stats.in_flight, stats.queued), (0, 0), "{stats:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_among_pipelined_requests_fails_only_the_request_that_crashed() {
+    let pool = Arc::new(Pool::builder(|| Sandbox::new(guests::CRASH_ON).capture_stderr(4096)).workers(1).build());
+    // All at once, so the worker has several in flight when the guest crashes.
+    let inputs: [&'static str; 8] = ["a", "b", "crash", "c", "d", "e", "crash", "f"];
+    let calls: Vec<_> = inputs
+        .into_iter()
+        .map(|input| {
+            let pool = pool.clone();
+            tokio::spawn(async move { pool.call(input.as_bytes()).await })
+        })
+        .collect();
+    for (input, call) in inputs.iter().zip(calls) {
+        let result = guarded("a pipelined call", call).await.unwrap();
+        if *input == "crash" {
+            assert!(matches!(&result, Err(Error::Trap { .. })), "{input}: {result:?}");
+        } else {
+            assert_eq!(result.unwrap(), format!("{}\n", input.to_uppercase()).into_bytes(), "{input}");
+        }
+    }
+    let stats = pool.stats();
+    assert_eq!((stats.completed, stats.failed, stats.in_flight), (6, 2, 0), "{stats:?}");
+    assert!(stats.restarts >= 2, "{stats:?}");
+    pool.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_through_an_arc_answers_what_was_asked_and_refuses_what_comes_after() {
+    let pool = Arc::new(upper_pool(2));
+    let calls: Vec<_> = (0..50)
+        .map(|i| {
+            let pool = pool.clone();
+            tokio::spawn(async move { pool.call(format!("x{i}").as_bytes()).await })
+        })
+        .collect();
+    stats_when(&pool, "all queued or taken", |s| s.completed + s.in_flight as u64 + s.queued as u64 == 50).await;
+    let pids = pool.worker_pids();
+    let stopper = pool.clone();
+    let shutdown = tokio::spawn(async move { stopper.shutdown().await });
+    for (i, call) in calls.into_iter().enumerate() {
+        assert_eq!(guarded("a call before shutdown", call).await.unwrap().unwrap(), format!("X{i}\n").into_bytes());
+    }
+    guarded("shutdown", shutdown).await.unwrap();
+    // A second shutdown has nothing left to wait for.
+    guarded("second shutdown", pool.shutdown()).await;
+    assert!(matches!(pool.call(b"late").await, Err(Error::PoolClosed)));
+    assert_gone(&pids).await;
+    assert_eq!(pool.stats().completed, 50);
+}
+
+#[tokio::test]
+async fn json_calls_round_trip_typed_values_and_a_reply_that_is_not_json_is_malformed_json() {
+    #[derive(serde::Serialize)]
+    struct Request<'a> {
+        id: u32,
+        name: &'a str,
+    }
+    #[derive(serde::Deserialize, Debug, PartialEq)]
+    struct Echoed {
+        echo: serde_json::Value,
+    }
+    let pool = Pool::builder(|| Sandbox::new(guests::JSON_ECHO)).workers(1).build();
+    let reply: Echoed = pool.call_json(&Request { id: 7, name: "seven\nlines" }).await.unwrap();
+    assert_eq!(reply.echo, serde_json::json!({ "id": 7, "name": "seven\nlines" }));
+    pool.shutdown().await;
+
+    // `upper` makes `true` into `TRUE`, which is not JSON.
+    let pool = Pool::builder(|| Sandbox::new(guests::UPPER)).workers(1).build();
+    let upper: String = pool.call_json("shout").await.unwrap();
+    assert_eq!(upper, "SHOUT");
+    let malformed = pool.call_json::<_, bool>(&true).await;
+    assert!(matches!(&malformed, Err(Error::MalformedJson { line: 1, .. })), "{malformed:?}");
+    pool.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_frame_pool_sends_and_receives_binary_frames() {
+    let pool = Pool::builder(|| Sandbox::new(guests::FRAME_ECHO))
+        .workers(1)
+        .framing(wasmpipe::Framing::Frames)
+        .max_frame_length(1 << 16)
+        .build();
+    let binary: Vec<u8> = (0..=255u8).chain(*b"\n\n\0").collect();
+    assert_eq!(pool.call(&binary).await.unwrap(), [&b"echo:"[..], &binary].concat());
+    assert_eq!(pool.call(b"").await.unwrap(), b"echo:");
+    let results = guarded("a frame map", pool.map((0..100).map(|i| vec![i as u8; i]))).await;
+    for (i, result) in results.into_iter().enumerate() {
+        assert_eq!(result.unwrap(), [&b"echo:"[..], &vec![i as u8; i]].concat());
+    }
+    let too_big = pool.call(&vec![0; (1 << 16) + 1]).await;
+    assert!(matches!(too_big, Err(Error::FrameTooLarge { max: 65536, .. })), "{too_big:?}");
+    pool.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn map_stream_keeps_order_and_reads_no_further_ahead_than_the_pool_can_work() {
+    use futures_util::StreamExt;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let (workers, depth) = (2, 4);
+    let pool = Pool::builder(|| Sandbox::new(guests::UPPER)).workers(workers).pipeline_depth(depth).build();
+    let pulled = Arc::new(AtomicUsize::new(0));
+    let counter = pulled.clone();
+    let inputs = futures_util::stream::iter(0..).map(move |i: u64| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        format!("line {i}").into_bytes()
+    });
+    let mut replies = Box::pin(pool.map_stream(inputs));
+    for consumed in 0..300 {
+        let reply = guarded("a streamed reply", replies.next()).await.unwrap().unwrap();
+        assert_eq!(reply, format!("LINE {consumed}\n").into_bytes());
+        if consumed % 50 == 0 {
+            // A slow consumer: the pool finishes what it has, and reads nothing more meanwhile.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let ahead = pulled.load(Ordering::SeqCst) - (consumed + 1);
+        assert!(ahead <= workers * depth, "{ahead} inputs read ahead of the consumer");
+    }
+    drop(replies);
+
+    let inputs = futures_util::stream::iter((0..40u8).map(|i| vec![b'a' + i % 26]));
+    let mut seen: Vec<(usize, Vec<u8>)> =
+        guarded("unordered", pool.map_stream_unordered(inputs).map(|(i, r)| (i, r.unwrap())).collect()).await;
+    seen.sort();
+    assert_eq!(seen.len(), 40);
+    for (i, reply) in seen {
+        assert_eq!(reply, vec![b'A' + (i as u8) % 26, b'\n']);
+    }
+    pool.shutdown().await;
+}

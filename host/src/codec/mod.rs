@@ -52,3 +52,4 @@ pub use json_lines::JsonLinesCodec;
 pub use tokio_util::codec::{Decoder, Encoder, Framed, FramedRead, FramedWrite, LengthDelimitedCodec};
 
 pub(crate) use frame_assembler::FrameAssembler;
+pub(crate) use json_lines::{encode_line as encode_json_line, parse_line as parse_json_line};
