@@ -6,6 +6,7 @@ mod bench;
 mod compile;
 mod demo;
 mod guests;
+mod map;
 mod run;
 
 /// A current-thread tokio runtime: the CLI supervises one thing at a time.
@@ -28,6 +29,8 @@ struct Cli {
 enum Command {
     /// Run a wasm32-wasip1 command module in a sandbox, wired to this process's stdio.
     Run(run::RunArgs),
+    /// Send each line of stdin to a pool of sandboxed workers; print their replies in input order.
+    Map(map::MapArgs),
     /// Run the two aiopipe README examples through real sandboxed guests (the default command).
     Demo,
     /// Compile a module into the compiled-module cache, so later starts skip compilation.
@@ -43,6 +46,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command.unwrap_or(Command::Demo) {
         Command::Run(args) => return run::main(args),
+        Command::Map(args) => return map::main(args),
         Command::Demo => demo::main(),
         Command::Compile(args) => compile::main(args),
         Command::Bench(args) => bench::main(args),

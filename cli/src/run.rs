@@ -8,6 +8,25 @@ use wasmpipe::{Error, Sandbox, status};
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
+    #[command(flatten)]
+    sandbox: SandboxArgs,
+    /// Wall-clock limit, time blocked on stdin included (e.g. 500ms, 2s, 1m).
+    #[arg(long, value_parser = wasmpipe::parse_duration)]
+    timeout: Option<Duration>,
+    /// After the guest ends, print what it used as one JSON line on stderr: wall and CPU time
+    /// (ms), peak memory (bytes), fuel consumed, and the Landlock ABI enforced.
+    #[arg(long)]
+    stats: bool,
+    /// A wasm32-wasip1 command module.
+    module: PathBuf,
+    /// Arguments for the guest (its argv[0] is the module's file name).
+    #[arg(last = true, value_name = "GUEST_ARGS")]
+    guest_args: Vec<String>,
+}
+
+/// What the guest may see and use: the options `run` and `map` share.
+#[derive(Debug, Args)]
+pub struct SandboxArgs {
     /// Environment variable for the guest (repeatable); the guest sees no others.
     #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
     env: Vec<(String, String)>,
@@ -21,9 +40,6 @@ pub struct RunArgs {
     /// compiled-module cache: the guest can then read the host's processes and plant code.
     #[arg(long)]
     unsafe_allow_dangerous_dirs: bool,
-    /// Wall-clock limit, time blocked on stdin included (e.g. 500ms, 2s, 1m).
-    #[arg(long, value_parser = wasmpipe::parse_duration)]
-    timeout: Option<Duration>,
     /// Cap on the guest's linear memory and tables (e.g. 64MiB, 1GiB) [default: 512MiB].
     #[arg(long, value_name = "SIZE", value_parser = wasmpipe::parse_size)]
     memory: Option<u64>,
@@ -33,21 +49,12 @@ pub struct RunArgs {
     /// Limit on compiling the module, on a cache miss (e.g. 5m; 0 lifts it) [default: 60s].
     #[arg(long, value_parser = wasmpipe::parse_duration)]
     compile_timeout: Option<Duration>,
-    /// After the guest ends, print what it used as one JSON line on stderr: wall and CPU time
-    /// (ms), peak memory (bytes), fuel consumed, and the Landlock ABI enforced.
-    #[arg(long)]
-    stats: bool,
     /// Cap on the compiled-module cache's total size (e.g. 512MiB) [default: 1GiB].
     #[arg(long, value_name = "SIZE", value_parser = wasmpipe::parse_size)]
     cache_max_size: Option<u64>,
     /// Compile the module now instead of using the compiled-module cache.
     #[arg(long)]
-    no_cache: bool,
-    /// A wasm32-wasip1 command module.
-    module: PathBuf,
-    /// Arguments for the guest (its argv[0] is the module's file name).
-    #[arg(last = true, value_name = "GUEST_ARGS")]
-    guest_args: Vec<String>,
+    pub no_cache: bool,
 }
 
 fn parse_env(text: &str) -> Result<(String, String), String> {
@@ -59,40 +66,48 @@ fn parse_env(text: &str) -> Result<(String, String), String> {
 
 /// Builds the sandbox the arguments describe (stdio not yet set).
 pub fn sandbox(args: &RunArgs) -> Sandbox {
-    let mut sandbox = Sandbox::new(&args.module).args(args.guest_args.iter().cloned());
-    for (key, value) in &args.env {
-        sandbox = sandbox.env(key, value);
-    }
-    for dir in &args.dirs {
-        let (host, guest) = dir.split_once("::").unwrap_or((dir, dir));
-        sandbox = sandbox.dir(host, guest);
-    }
-    for dir in &args.dirs_rw {
-        let (host, guest) = dir.split_once("::").unwrap_or((dir, dir));
-        sandbox = sandbox.dir_writable(host, guest);
-    }
-    if args.unsafe_allow_dangerous_dirs {
-        sandbox = sandbox.unsafe_allow_dangerous_dirs();
-    }
-    if let Some(limit) = args.compile_timeout {
-        sandbox = sandbox.compile_timeout((!limit.is_zero()).then_some(limit));
-    }
-    if let Some(bytes) = args.cache_max_size {
-        sandbox = sandbox.cache_max_bytes(bytes);
-    }
+    let mut sandbox = args.sandbox.sandbox(&args.module, &args.guest_args);
     if let Some(limit) = args.timeout {
         sandbox = sandbox.timeout(limit);
     }
-    if let Some(bytes) = args.memory {
-        sandbox = sandbox.memory(bytes);
-    }
-    if let Some(units) = args.fuel {
-        sandbox = sandbox.fuel(units);
-    }
-    if args.no_cache {
-        sandbox = sandbox.no_cache();
-    }
     sandbox
+}
+
+impl SandboxArgs {
+    /// A sandbox for `module` with these options and `guest_args` (stdio not yet set).
+    pub fn sandbox(&self, module: &std::path::Path, guest_args: &[String]) -> Sandbox {
+        let mut sandbox = Sandbox::new(module).args(guest_args.iter().cloned());
+        for (key, value) in &self.env {
+            sandbox = sandbox.env(key, value);
+        }
+        for dir in &self.dirs {
+            let (host, guest) = dir.split_once("::").unwrap_or((dir, dir));
+            sandbox = sandbox.dir(host, guest);
+        }
+        for dir in &self.dirs_rw {
+            let (host, guest) = dir.split_once("::").unwrap_or((dir, dir));
+            sandbox = sandbox.dir_writable(host, guest);
+        }
+        if self.unsafe_allow_dangerous_dirs {
+            sandbox = sandbox.unsafe_allow_dangerous_dirs();
+        }
+        if let Some(limit) = self.compile_timeout {
+            sandbox = sandbox.compile_timeout((!limit.is_zero()).then_some(limit));
+        }
+        if let Some(bytes) = self.cache_max_size {
+            sandbox = sandbox.cache_max_bytes(bytes);
+        }
+        if let Some(bytes) = self.memory {
+            sandbox = sandbox.memory(bytes);
+        }
+        if let Some(units) = self.fuel {
+            sandbox = sandbox.fuel(units);
+        }
+        if self.no_cache {
+            sandbox = sandbox.no_cache();
+        }
+        sandbox
+    }
 }
 
 pub fn main(args: RunArgs) -> ExitCode {
@@ -144,6 +159,6 @@ fn stats_line(usage: Option<wasmpipe::Usage>, landlock: Option<u8>) -> String {
 
 /// The contract is one `wasmpipe:` line per failure, but some messages (wasmparser's, with their
 /// pretty-printed byte arrays) span several: fold all whitespace into single spaces.
-fn one_line(message: &str) -> String {
+pub fn one_line(message: &str) -> String {
     message.split_whitespace().collect::<Vec<_>>().join(" ")
 }

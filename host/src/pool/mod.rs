@@ -110,11 +110,13 @@ pub struct PoolStats {
 ///   request line. A guest that answers with more or fewer messages desynchronises its worker,
 ///   and later callers get replies meant for others: the pool cannot detect a guest that
 ///   replies twice.
-/// - When a guest fails with one request in flight, that request fails with the guest's fate.
-///   With several in flight, which one it failed on is not known (a guest that reads ahead
-///   loses the replies it had not flushed), so they are all sent again to the replacement
-///   guest, one at a time, and each then meets its own fate. A guest may so see a request
-///   twice: requests should be safe to repeat.
+/// - When a guest fails with one request in flight, that request fails with the guest's fate;
+///   so does the oldest of several when the guest exited (or closed its stdout) instead of
+///   answering. When it trapped or timed out with several in flight, which one it failed on
+///   is not known (a guest that reads ahead loses the replies it had not flushed), so they are
+///   all sent again to the replacement guest, one at a time, and each then meets its own
+///   fate. Requests not blamed are sent again in both cases: a guest may see a request twice,
+///   so requests should be safe to repeat.
 /// - Replies are bounded by [`PoolBuilder::max_line_length`] (default
 ///   [`DEFAULT_MAX_LINE_LENGTH`](crate::DEFAULT_MAX_LINE_LENGTH)) or
 ///   [`PoolBuilder::max_frame_length`]; a longer reply fails the request with
@@ -506,6 +508,10 @@ impl PoolBuilder {
     /// How long the guest may work on one request: the clock starts when the request is the
     /// oldest one in flight with its worker. A guest that takes longer fails the request with
     /// [`Error::Timeout`] and is killed and replaced.
+    ///
+    /// The first request to a fresh guest also waits for the guest to start, compilation
+    /// included on a cache miss: [`Sandbox::compile`] the module before building the pool to
+    /// keep that out of the clock.
     ///
     /// ```no_run
     /// # async fn demo() {

@@ -237,12 +237,13 @@ impl Worker {
         job
     }
 
-    /// The guest failed with `cause` while requests were in flight. With one in flight, that
-    /// one fails with the guest's fate. With several, which one the guest failed on is not
-    /// known: a guest that reads ahead and buffers its replies loses the replies it had not
-    /// flushed, so the oldest unanswered request need not be the culprit. They all go to the
-    /// replacement guest again, one at a time, where each one's fate is its own. Then the
-    /// guest is replaced, unless requests failed too often in a row.
+    /// The guest failed with `cause` while requests were in flight. With one in flight, or when
+    /// the guest ended without a trap (it exited, or closed its stdout), the oldest fails with
+    /// the guest's fate. Otherwise which one the guest failed on is not known: a guest that
+    /// reads ahead and buffers its replies loses the replies it had not flushed, so the oldest
+    /// unanswered request need not be the culprit. The unblamed ones go to the replacement
+    /// guest again, one at a time, where each one's fate is its own. Then the guest is
+    /// replaced, unless requests failed too often in a row.
     async fn fail(&self, flight: &mut Flight, slot: &mut Option<Guest>, cause: Error) {
         let guest = slot.take().expect("a guest fails only while it runs");
         self.set_pid(None);
@@ -250,17 +251,17 @@ impl Worker {
         flight.out.clear();
         flight.written = 0;
         flight.write_broken = false;
-        let unanswered = std::mem::take(&mut flight.sent);
-        if unanswered.len() == 1 || flight.isolating {
-            for job in unanswered {
-                self.finish_failed(job, fate.duplicate());
-            }
+        let mut unanswered = std::mem::take(&mut flight.sent);
+        // The oldest is to blame when it was alone, or when the guest simply ended (exited or
+        // closed its stdout) instead of answering it.
+        let blame_oldest = unanswered.len() == 1 || flight.isolating || matches!(fate, Error::NoReply(_));
+        if blame_oldest && let Some(oldest) = unanswered.pop_front() {
+            self.finish_failed(oldest, fate.duplicate());
             flight.failures += 1;
-        } else {
-            // Ahead of any still waiting to be resent: they were sent later.
-            for job in unanswered.into_iter().rev() {
-                flight.resend.push_front(job);
-            }
+        }
+        // Ahead of any still waiting to be resent: they were sent later.
+        for job in unanswered.into_iter().rev() {
+            flight.resend.push_front(job);
         }
         flight.isolating = false;
         self.shared.idle.fetch_add(1, Ordering::SeqCst);
