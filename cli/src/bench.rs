@@ -38,14 +38,30 @@ pub(crate) struct Plan {
     bulk_bytes: usize,
     /// Children started at once by the concurrent-start metric.
     concurrent: usize,
+    /// Small requests per pool run.
+    pub(crate) pool_requests: usize,
 }
 
 impl Plan {
     fn new(quick: bool) -> Self {
         if quick {
-            Self { runs: 3, cold_samples: 5, round_trips: 2_000, bulk_bytes: 32 << 20, concurrent: 64 }
+            Self {
+                runs: 3,
+                cold_samples: 5,
+                round_trips: 2_000,
+                bulk_bytes: 32 << 20,
+                concurrent: 64,
+                pool_requests: 200_000,
+            }
         } else {
-            Self { runs: 5, cold_samples: 10, round_trips: 10_000, bulk_bytes: 256 << 20, concurrent: 64 }
+            Self {
+                runs: 5,
+                cold_samples: 10,
+                round_trips: 10_000,
+                bulk_bytes: 256 << 20,
+                concurrent: 64,
+                pool_requests: 1_000_000,
+            }
         }
     }
 }

@@ -33,6 +33,10 @@ pub(crate) async fn run_all(plan: &Plan) -> anyhow::Result<Results> {
     let round_trip = round_trip(&launcher, plan.runs, plan.round_trips).await?;
     progress(&format!("bulk: {} MiB of {BULK_LINE}-byte lines", plan.bulk_bytes >> 20));
     let bulk = bulk(&launcher, plan.runs, plan.bulk_bytes).await?;
+    progress(&format!("pool: {POOL_WORKERS} workers, {} MiB of {POOL_LARGE}-byte requests", plan.bulk_bytes >> 20));
+    let pool_large = pool_throughput(&launcher, plan.runs, POOL_LARGE, plan.bulk_bytes / POOL_LARGE).await?;
+    progress(&format!("pool: {POOL_WORKERS} workers, {} {POOL_SMALL}-byte requests", plan.pool_requests));
+    let pool_small = pool_throughput(&launcher, plan.runs, POOL_SMALL, plan.pool_requests).await?;
     progress("memory of one idle child");
     let idle_memory = idle_memory(&launcher, plan.runs).await?;
     progress(&format!("{} children started at once", plan.concurrent));
@@ -44,6 +48,8 @@ pub(crate) async fn run_all(plan: &Plan) -> anyhow::Result<Results> {
         cold_start_zygote,
         round_trip,
         bulk,
+        pool_large,
+        pool_small,
         idle_memory,
         start_many,
         start_many_zygote,
@@ -190,6 +196,41 @@ async fn count_bytes(reader: &mut (impl AsyncReadExt + Unpin), total: usize) -> 
         }
     }
     Ok(received)
+}
+
+/// Workers of the pool rows: one per CPU of this 2-core reference machine.
+const POOL_WORKERS: usize = 2;
+/// The pool rows' request sizes, newline included.
+const POOL_LARGE: usize = 1024;
+const POOL_SMALL: usize = 16;
+
+/// Echo requests of `size` bytes through a pool of [`POOL_WORKERS`], sandboxed or native
+/// children behind the very same pool code: MB/s for large requests, thousands of requests a
+/// second for small ones.
+async fn pool_throughput(launcher: &Launcher, runs: usize, size: usize, requests: usize) -> anyhow::Result<Comparison> {
+    compare(runs, |kind| pool_run(launcher, kind, size, requests)).await
+}
+
+async fn pool_run(launcher: &Launcher, kind: Kind, size: usize, requests: usize) -> anyhow::Result<f64> {
+    use futures_util::StreamExt;
+    let pool = launcher.pool(kind, POOL_WORKERS);
+    // Every worker up and answering before the clock runs: start-up has its own metric.
+    for reply in pool.map((0..POOL_WORKERS * 4).map(|_| b"warm".to_vec())).await {
+        ensure!(reply? == b"warm\n", "the pool's echo answered something else");
+    }
+    let request: Vec<u8> = (0..size - 1).map(|i| b'a' + (i % 26) as u8).collect();
+    let started = Instant::now();
+    let mut replies = std::pin::pin!(pool.map_stream(futures_util::stream::repeat(request).take(requests)));
+    let mut answered = 0;
+    while let Some(reply) = replies.next().await {
+        ensure!(reply?.len() == size, "a reply of the wrong size");
+        answered += 1;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    ensure!(answered == requests, "{answered} of {requests} requests answered");
+    pool.shutdown().await;
+    let per_second = requests as f64 / elapsed;
+    Ok(if size >= POOL_LARGE { per_second * size as f64 / 1e6 } else { per_second / 1e3 })
 }
 
 /// Resident memory of one idle child (after one round trip, so it is fully up), in MiB.

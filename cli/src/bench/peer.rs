@@ -4,7 +4,7 @@ use crate::guests;
 use anyhow::{Context, ensure};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use wasmpipe::{AsyncReader, AsyncWriter, Sandbox, SandboxChild, Zygote};
+use wasmpipe::{AsyncReader, AsyncWriter, Pool, Sandbox, SandboxChild, Zygote};
 
 /// Which echo child to start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +69,26 @@ impl Launcher {
         };
         let (reader, writer) = ours.open()?;
         Ok(Peer { process, writer: Some(writer), reader })
+    }
+
+    /// A pool of `workers` echo children of `kind` (`Sandbox` or `Native`), behind the same
+    /// pool code; sandboxes start from the pool's zygote and the warm cache.
+    pub fn pool(&self, kind: Kind, workers: usize) -> Pool {
+        match kind {
+            Kind::Native => Pool::native_builder(|| {
+                let mut command = std::process::Command::new(THIS_BINARY);
+                command.arg("native-echo");
+                command
+            })
+            .workers(workers)
+            .build(),
+            _ => {
+                let (module, cache) = (Arc::clone(&self.module), self.cache.path().to_path_buf());
+                Pool::builder(move || Sandbox::from_bytes("echo.wasm", Arc::clone(&module)).cache_dir(&cache))
+                    .workers(workers)
+                    .build()
+            }
+        }
     }
 
     fn sandbox(&self) -> Sandbox {

@@ -19,6 +19,10 @@ pub(crate) struct Results {
     pub round_trip: Comparison,
     /// Bulk throughput (MB/s).
     pub bulk: Comparison,
+    /// A pool of 2 echo workers, 1 KiB requests (MB/s).
+    pub pool_large: Comparison,
+    /// A pool of 2 echo workers, 16-byte requests (thousands of requests/s).
+    pub pool_small: Comparison,
     /// Resident memory of one idle child (MiB).
     pub idle_memory: Memory,
     /// Starting many children at once until all have answered (ms).
@@ -44,6 +48,8 @@ pub(crate) fn table(results: &Results, plan: &Plan) -> String {
         variant_row("  sandbox forked by a zygote (ms)", results.cold_start_zygote, cold),
         row(&format!("ping-pong round trip, one CPU (µs), ×{}", plan.round_trips), &results.round_trip),
         row(&format!("bulk throughput, {} MiB (MB/s)", plan.bulk_bytes >> 20), &results.bulk),
+        row("pool of 2, 1 KiB echo requests (MB/s)", &results.pool_large),
+        row(&format!("pool of 2, 16-byte requests (k/s), ×{}", plan.pool_requests), &results.pool_small),
         row("peak RSS of one idle child (MiB)", &results.idle_memory.peak),
         row("  RSS once idle (MiB)", &results.idle_memory.current),
         row(&format!("start {} at once, all answered (ms)", plan.concurrent), many),
@@ -115,6 +121,8 @@ pub(crate) fn json(results: &Results, plan: &Plan) -> Value {
         "cold_start_ms": cold_start,
         "roundtrip_us": roundtrip,
         "bulk_mb_s": bulk,
+        "pool_1k_mb_s": comparison_json(&results.pool_large, plan.runs),
+        "pool_16b_k_per_s": comparison_json(&results.pool_small, plan.runs),
         "idle_rss_mib": idle_rss,
         "start64_ms": start64,
     })

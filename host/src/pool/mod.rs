@@ -37,8 +37,13 @@ const DEFAULT_MAX_RESTARTS: u32 = 3;
 /// many small requests, few enough that one slow request holds up little behind it.
 pub const DEFAULT_PIPELINE_DEPTH: usize = 16;
 
-/// Builds a sandbox for one worker; called again for every restart.
-type Factory = Arc<dyn Fn() -> Sandbox + Send + Sync>;
+/// Makes one worker's guest; called again for every restart.
+#[derive(Clone)]
+enum Factory {
+    Sandbox(Arc<dyn Fn() -> Sandbox + Send + Sync>),
+    /// A native child speaking the same protocol: the bench's baseline.
+    Native(Arc<dyn Fn() -> std::process::Command + Send + Sync>),
+}
 
 /// What the workers and the handle share: counters, runner pids, the abort signal.
 #[derive(Debug)]
@@ -199,7 +204,7 @@ impl Pool {
     /// ```
     pub fn builder(sandbox_factory: impl Fn() -> Sandbox + Send + Sync + 'static) -> PoolBuilder {
         PoolBuilder {
-            factory: Arc::new(sandbox_factory),
+            factory: Factory::Sandbox(Arc::new(sandbox_factory)),
             workers: std::thread::available_parallelism().map_or(1, usize::from),
             queue: DEFAULT_QUEUE,
             zygote: true,
@@ -212,6 +217,17 @@ impl Pool {
                 request_timeout: None,
             },
         }
+    }
+
+    /// Bench hook, not a stable API: the same pool, driving native child processes made by
+    /// `command` (stdin and stdout are set by the pool) instead of sandboxes: the baseline
+    /// `wasmpipe bench` measures the pool against.
+    #[doc(hidden)]
+    pub fn native_builder(command: impl Fn() -> std::process::Command + Send + Sync + 'static) -> PoolBuilder {
+        let mut builder = Pool::builder(|| unreachable!("a native pool makes no sandboxes"));
+        builder.factory = Factory::Native(Arc::new(command));
+        builder.zygote = false;
+        builder
     }
 
     /// Sends `request` to the next free worker and returns the guest's reply: with

@@ -54,9 +54,31 @@ pub(super) struct Worker {
 
 /// A running guest and the parent's ends of its stdin and stdout.
 pub(super) struct Guest {
-    child: SandboxChild,
+    child: Process,
     stdin: AsyncWriter,
     stdout: AsyncReader,
+}
+
+/// A guest's process: a sandbox, or a native child (the bench's baseline).
+enum Process {
+    Sandbox(Box<SandboxChild>),
+    Native(tokio::process::Child),
+}
+
+impl Process {
+    /// How the guest ended, as a sandbox would report it.
+    async fn wait(&mut self) -> Result<crate::GuestExit> {
+        match self {
+            Process::Sandbox(child) => child.wait().await,
+            Process::Native(child) => {
+                let status = child.wait().await?;
+                match (status.code(), std::os::unix::process::ExitStatusExt::signal(&status)) {
+                    (Some(code), _) => Ok(crate::GuestExit::new(code)),
+                    (None, signal) => Err(Error::Killed(signal.unwrap_or(0))),
+                }
+            }
+        }
+    }
 }
 
 /// What woke the worker up.
@@ -359,16 +381,38 @@ impl Worker {
 
     /// Spawns a fresh guest from the factory, through the pool's zygote when there is one.
     pub(super) fn start(&self) -> Result<Guest> {
-        let mut sandbox = (self.factory)();
-        if let Some(zygote) = &self.zygote
-            && !sandbox.has_zygote()
-        {
-            sandbox = sandbox.zygote(zygote);
-        }
-        let (child, stdin, mut stdout) = sandbox.spawn_piped()?;
+        let (child, stdin, mut stdout) = match &self.factory {
+            Factory::Sandbox(factory) => {
+                let mut sandbox = factory();
+                if let Some(zygote) = &self.zygote
+                    && !sandbox.has_zygote()
+                {
+                    sandbox = sandbox.zygote(zygote);
+                }
+                let (child, stdin, stdout) = sandbox.spawn_piped()?;
+                (Process::Sandbox(Box::new(child)), stdin, stdout)
+            }
+            Factory::Native(command) => {
+                let (ours, theirs) = crate::pipe::duplex()?;
+                let (their_stdin, their_stdout) = theirs.into_parts();
+                let mut command = tokio::process::Command::from(command());
+                command
+                    .stdin(std::os::fd::OwnedFd::from(their_stdin))
+                    .stdout(std::os::fd::OwnedFd::from(their_stdout))
+                    .kill_on_drop(true);
+                let child = command.spawn().map_err(|e| Error::SpawnIo { context: e.to_string(), source: e })?;
+                // Our copies of the child's ends went with `command`.
+                drop(command);
+                let (stdout, stdin) = ours.open()?;
+                (Process::Native(child), stdin, stdout)
+            }
+        };
         stdout.set_max_line_length(self.settings.max_line_length);
         stdout.set_max_frame_length(self.settings.max_frame_length);
-        self.set_pid(child.id());
+        self.set_pid(match &child {
+            Process::Sandbox(child) => child.id(),
+            Process::Native(child) => child.id(),
+        });
         Ok(Guest { child, stdin, stdout })
     }
 
