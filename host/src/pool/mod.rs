@@ -251,7 +251,7 @@ impl Pool {
     /// # Ok(()) }
     /// ```
     pub async fn call(&self, request: &[u8]) -> Result<Vec<u8>> {
-        self.call_owned(request.to_vec()).await
+        self.call_encoded(self.framing.encode(request, self.max_frame_length)).await
     }
 
     /// Sends `request` as JSON (one line, or one frame) and parses the reply as JSON.
@@ -272,7 +272,7 @@ impl Pool {
         if self.framing == Framing::Frames {
             message.pop();
         }
-        let reply = self.call_owned(message).await?;
+        let reply = self.call(&message).await?;
         crate::codec::parse_json_line(1, &reply)
     }
 
@@ -404,7 +404,11 @@ impl Pool {
     }
 
     async fn call_owned(&self, request: Vec<u8>) -> Result<Vec<u8>> {
-        let request = self.framing.encode(request, self.max_frame_length)?;
+        self.call(&request).await
+    }
+
+    async fn call_encoded(&self, request: Result<Vec<u8>>) -> Result<Vec<u8>> {
+        let request = request?;
         let (reply, answer) = oneshot::channel();
         let queue = self.queue.lock().unwrap_or_else(|e| e.into_inner()).clone().ok_or(Error::PoolClosed)?;
         queue.send(Job { request, reply }).await.map_err(|_| self.gone())?;

@@ -17,19 +17,20 @@ pub enum Framing {
 }
 
 impl Framing {
-    /// `request` encoded for the wire, checked against the limits.
-    pub(super) fn encode(self, mut request: Vec<u8>, max_frame: usize) -> Result<Vec<u8>> {
+    /// `request` encoded for the wire (one allocation, exactly sized), checked against the
+    /// limits.
+    pub(super) fn encode(self, request: &[u8], max_frame: usize) -> Result<Vec<u8>> {
         match self {
             Framing::Lines => {
-                let body = request.strip_suffix(b"\n").unwrap_or(&request);
-                if body.contains(&b'\n') {
+                let body = request.strip_suffix(b"\n").unwrap_or(request);
+                if memchr::memchr(b'\n', body).is_some() {
                     let message = "a pool request must be a single line (a newline only at its end)";
                     return Err(Error::InvalidRequest(message.into()));
                 }
-                if !request.ends_with(b"\n") {
-                    request.push(b'\n');
-                }
-                Ok(request)
+                let mut line = Vec::with_capacity(body.len() + 1);
+                line.extend_from_slice(body);
+                line.push(b'\n');
+                Ok(line)
             }
             Framing::Frames => {
                 if request.len() > max_frame {
@@ -37,7 +38,7 @@ impl Framing {
                 }
                 let mut frame = Vec::with_capacity(4 + request.len());
                 frame.extend_from_slice(&(request.len() as u32).to_be_bytes());
-                frame.extend_from_slice(&request);
+                frame.extend_from_slice(request);
                 Ok(frame)
             }
         }
