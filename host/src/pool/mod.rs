@@ -34,8 +34,10 @@ const DEFAULT_QUEUE: usize = 64;
 const DEFAULT_MAX_RESTARTS: u32 = 3;
 
 /// Default of [`PoolBuilder::pipeline_depth`]: enough to amortise a write and a wake-up over
-/// many small requests, few enough that one slow request holds up little behind it.
-pub const DEFAULT_PIPELINE_DEPTH: usize = 16;
+/// many small requests (on a 2-core VM, 1 KiB echo requests went from 400–470 MB/s at depth 16
+/// to 550–650 at 64); a busy worker takes more than one only while no worker is idle, so a slow
+/// request holds up others only when every worker is busy anyway.
+pub const DEFAULT_PIPELINE_DEPTH: usize = 64;
 
 /// Makes one worker's guest; called again for every restart.
 #[derive(Clone)]

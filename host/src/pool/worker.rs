@@ -25,6 +25,10 @@ use tokio::time::Instant;
 /// for a runner to report a trap, short enough that a guest ignoring EOF cannot stall the pool.
 const EXIT_GRACE: Duration = Duration::from_secs(2);
 
+/// A worker takes no more requests while this many bytes of earlier ones wait to be written:
+/// large requests are then in flight one write at a time rather than `depth` at once.
+const MAX_PENDING_WRITE: usize = 256 << 10;
+
 /// One request, encoded for the wire, with where its answer goes.
 pub(super) struct Job {
     pub(super) request: Vec<u8>,
@@ -187,6 +191,7 @@ impl Worker {
                     // Batch: whatever else is queued goes out in the same write, as long as no
                     // other worker sits idle (it should have it instead).
                     while flight.sent.len() < self.settings.depth
+                        && flight.out.len() - flight.written < MAX_PENDING_WRITE
                         && self.shared.idle.load(Ordering::SeqCst) == 0
                         && let Some(job) = self.try_next_job()
                     {
@@ -223,6 +228,7 @@ impl Worker {
             && !flight.write_broken
             && !flight.isolating
             && flight.resend.is_empty()
+            && flight.out.len() - flight.written < MAX_PENDING_WRITE
             && flight.sent.len() < self.settings.depth
             && (flight.sent.is_empty() || !idle_elsewhere);
         tokio::select! {
