@@ -289,6 +289,7 @@ fn compose(buffer: &mut [u8], prefix: &[&[u8]], number: u64) -> usize {
 pub(super) const REPORT_FD: i32 = CONTROL_FD;
 
 #[cfg(target_arch = "x86_64")]
+mod dispatch;
 mod filter;
 
 #[cfg(test)]

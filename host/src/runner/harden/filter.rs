@@ -13,6 +13,9 @@ use std::collections::BTreeMap;
 
 type Rules = BTreeMap<i64, Vec<SeccompRule>>;
 
+/// A filter before compilation: its rules, the action when none matches, the action on a match.
+type Filter = (Rules, SeccompAction, SeccompAction);
+
 /// I/O on fds the runner holds, memory, threads' synchronisation, time, signals, exit.
 const ALWAYS: &[i64] = &[
     libc::SYS_read,
@@ -110,6 +113,10 @@ fn rule(conditions: Vec<Cond>) -> Result<SeccompRule, String> {
 /// arguments. Without granted directories, [`no_files`] refuses [`FILES`] again (and Landlock
 /// already refuses every open).
 pub(super) fn allowlist(pid: i32) -> Result<BpfProgram, String> {
+    compile(allowlist_rules(pid)?)
+}
+
+fn allowlist_rules(pid: i32) -> Result<Filter, String> {
     let mut rules: Rules = ALWAYS.iter().chain(FILES).map(|&nr| (nr, Vec::new())).collect();
     // Signals only to the runner's own threads (wasmtime's traps, `abort`).
     rules.insert(libc::SYS_tgkill, vec![rule(vec![cond(0, Op::Eq, pid as u64)?])?]);
@@ -132,7 +139,7 @@ pub(super) fn allowlist(pid: i32) -> Result<BpfProgram, String> {
     // Mappings: anything while the module loads; `forbid_new_code` then refuses PROT_EXEC.
     rules.insert(libc::SYS_mmap, Vec::new());
     rules.insert(libc::SYS_mprotect, Vec::new());
-    compile(rules, SeccompAction::Trap, SeccompAction::Allow)
+    Ok((rules, SeccompAction::Trap, SeccompAction::Allow))
 }
 
 /// Stacked on the allowlist for a guest without granted directories, failing with `EPERM`
@@ -142,8 +149,12 @@ pub(super) fn allowlist(pid: i32) -> Result<BpfProgram, String> {
 /// An error rather than `SIGSYS`: glibc's allocator itself probes
 /// `/proc/sys/vm/overcommit_memory` when it first trims a heap, and copes with a refusal.
 pub(super) fn no_files() -> Result<BpfProgram, String> {
+    compile(no_files_rules())
+}
+
+fn no_files_rules() -> Filter {
     let rules: Rules = FILES.iter().map(|&nr| (nr, Vec::new())).collect();
-    compile(rules, SeccompAction::Allow, SeccompAction::Errno(libc::EPERM as u32))
+    (rules, SeccompAction::Allow, SeccompAction::Errno(libc::EPERM as u32))
 }
 
 /// Stacked on the allowlist once the module is loaded, the last filter, failing with `EPERM`:
@@ -151,6 +162,10 @@ pub(super) fn no_files() -> Result<BpfProgram, String> {
 /// the runner); `mmap` with `MAP_SHARED` or `MAP_GROWSDOWN`, which `RLIMIT_DATA` does not count;
 /// and `prctl` and `seccomp`, which the allowlist lets through only to stack this very filter.
 pub(super) fn after_load() -> Result<BpfProgram, String> {
+    compile(after_load_rules()?)
+}
+
+fn after_load_rules() -> Result<Filter, String> {
     let exec = libc::PROT_EXEC as u64;
     let mut rules: Rules = BTreeMap::new();
     for nr in [libc::SYS_mmap, libc::SYS_mprotect, libc::SYS_pkey_mprotect] {
@@ -162,11 +177,15 @@ pub(super) fn after_load() -> Result<BpfProgram, String> {
     }
     rules.insert(libc::SYS_prctl, Vec::new());
     rules.insert(libc::SYS_seccomp, Vec::new());
-    compile(rules, SeccompAction::Allow, SeccompAction::Errno(libc::EPERM as u32))
+    Ok((rules, SeccompAction::Allow, SeccompAction::Errno(libc::EPERM as u32)))
 }
 
 /// What a zygote (and a runner it forks, before its own lock-down) never needs.
 pub(super) fn zygote() -> Result<BpfProgram, String> {
+    compile(zygote_rules())
+}
+
+fn zygote_rules() -> Filter {
     let denied = [
         libc::SYS_execve,
         libc::SYS_execveat,
@@ -218,11 +237,83 @@ pub(super) fn zygote() -> Result<BpfProgram, String> {
         libc::SYS_open_by_handle_at,
     ];
     let rules: Rules = denied.iter().map(|&nr| (nr, Vec::new())).collect();
-    compile(rules, SeccompAction::Allow, SeccompAction::Trap)
+    (rules, SeccompAction::Allow, SeccompAction::Trap)
 }
 
-fn compile(rules: Rules, mismatch: SeccompAction, matched: SeccompAction) -> Result<BpfProgram, String> {
+/// seccompiler's program for `rules`, with a binary-search dispatch in front of its chains
+/// (see [`dispatch`](super::dispatch)): the same decisions, at a fraction of the kernel's cost
+/// of attaching it.
+fn compile((rules, mismatch, matched): Filter) -> Result<BpfProgram, String> {
+    use super::dispatch::{Rule, with_dispatch};
+    let kinds: Vec<(i64, Rule)> =
+        rules.iter().map(|(&nr, chain)| (nr, if chain.is_empty() { Rule::Always } else { Rule::Arguments })).collect();
+    let (matched_code, mismatch_code) = (u32::from(matched.clone()), u32::from(mismatch.clone()));
+    let program = compile_chains((rules, mismatch, matched))?;
+    Ok(with_dispatch(program, &kinds, matched_code, mismatch_code))
+}
+
+/// seccompiler's program for `rules`: one linear chain.
+fn compile_chains((rules, mismatch, matched): Filter) -> Result<BpfProgram, String> {
     let arch: TargetArch = std::env::consts::ARCH.try_into().map_err(|e| format!("seccomp: {e:?}"))?;
     let filter = SeccompFilter::new(rules, mismatch, matched, arch).map_err(|e| format!("seccomp filter: {e}"))?;
     filter.try_into().map_err(|e: seccompiler::BackendError| format!("seccomp program: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::dispatch::tests::{Data, run};
+    use super::*;
+
+    const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+
+    /// Every filter, built both ways: with the dispatch and as seccompiler's plain chains.
+    fn both_ways() -> Vec<(&'static str, BpfProgram, BpfProgram)> {
+        let filters = [
+            ("allowlist", allowlist_rules(4242).unwrap()),
+            ("no_files", no_files_rules()),
+            ("after_load", after_load_rules().unwrap()),
+            ("zygote", zygote_rules()),
+        ];
+        filters
+            .into_iter()
+            .map(|(name, filter)| (name, compile(filter.clone()).unwrap(), compile_chains(filter).unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn the_dispatch_decides_every_syscall_as_the_plain_chains_do() {
+        // Argument values at each rule's edges: small fds, the fcntl and ioctl commands,
+        // PROT_EXEC and MAP_* bits, the pid, and high bits that a 64-bit compare would see.
+        let values: Vec<u64> =
+            [0u64, 1, 2, 3, 4, 5, 7, 0x20, 0x22, 0x100, 0x406, 0x5401, 0x5413, 0x541b, 0x5421, 0x5451]
+                .into_iter()
+                .chain([4242, 1 << 32, (1 << 32) | 4, 0x1_0000_0406, u64::MAX])
+                .collect();
+        let mut checked = 0u64;
+        for (name, dispatched, plain) in both_ways() {
+            assert!(dispatched.len() > plain.len(), "{name}: no dispatch was inserted");
+            let numbers = (0..=470u32).chain([0x4000_0000, 0x4000_0001, 0x4000_0200, u32::MAX]);
+            for nr in numbers {
+                for arch in [AUDIT_ARCH_X86_64, 0x4000_0003] {
+                    for (i, &first) in values.iter().enumerate() {
+                        let pick = |step: usize| values[(i * step + 1) % values.len()];
+                        let data = Data { nr, arch, args: [first, pick(7), pick(5), pick(3), pick(11), 0] };
+                        let (ours, theirs) = (run(&dispatched, &data), run(&plain, &data));
+                        assert_eq!(ours.0, theirs.0, "{name}: syscall {nr} with args {:?}", data.args);
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert!(checked > 50_000, "{checked}");
+    }
+
+    #[test]
+    fn the_dispatch_decides_an_unlisted_syscall_in_a_few_steps() {
+        let (_, dispatched, plain) = both_ways().into_iter().next().unwrap();
+        let unlisted = Data { nr: 450, arch: AUDIT_ARCH_X86_64, args: [0; 6] };
+        let (ours, theirs) = (run(&dispatched, &unlisted), run(&plain, &unlisted));
+        assert_eq!(ours.0, theirs.0);
+        assert!(ours.1 * 10 < theirs.1, "{} steps with the dispatch, {} without", ours.1, theirs.1);
+    }
 }
