@@ -342,4 +342,6 @@ pub(crate) fn report_raw(json: &[u8], status: i32) -> ! {
     unsafe { libc::_exit(status) }
 }
 
+#[cfg(test)]
+pub(crate) use guest::engine_config;
 pub(crate) use guest::engine_for;
