@@ -95,6 +95,10 @@ impl HasFastStdio for GuestState {
     fn fast_stdio(&mut self) -> &mut FastStdio {
         &mut self.stdio
     }
+
+    fn wasi(&mut self) -> &mut WasiP1Ctx {
+        &mut self.wasi
+    }
 }
 
 /// Caps the guest's memories and tables *together* at the configured limit, and records
@@ -229,9 +233,10 @@ pub(crate) fn prepare(
         })
         .map_err(|e| failed(format!("cannot link proc_exit: {e:#}")))?;
     linker.allow_shadowing(false);
-    if config.dirs.is_empty() {
-        stdio::install(&mut linker).map_err(|e| failed(format!("cannot link the stdio fast path: {e:#}")))?;
-    }
+    // The fast path for fd_read and fd_write only without grants (see `stdio`); fd_close and
+    // fd_renumber always, so closing stdout is EOF for the parent with or without.
+    stdio::install(&mut linker, config.dirs.is_empty())
+        .map_err(|e| failed(format!("cannot link the stdio paths: {e:#}")))?;
     // The watchdog bumps the epoch once, at the deadline; one tick is the whole budget.
     store.set_epoch_deadline(1);
     store.epoch_deadline_trap();
@@ -305,7 +310,7 @@ impl Ready {
     /// Runs `_start` and says how it ended.
     ///
     /// The store is deliberately never dropped: through wasmtime-wasi it owns `File`s for fds
-    /// 0–2, which the guest may already have closed through the fast path (closing twice aborts
+    /// 0–2, which the guest may already have closed through `stdio`'s `fd_close` (closing twice aborts
     /// under Rust's I/O-safety checks), and the runner `_exit`s right after the verdict anyway.
     pub(crate) fn run(self, fuel: Option<u64>) -> Verdict {
         let Ready { store, start, timeout } = Box::leak(Box::new(self));

@@ -36,7 +36,7 @@
 //! 5. the seccomp allowlist on every thread ([`harden::apply_syscall_filter`]);
 //! 6. parse and compile, or deserialize (`guest::load`), sending a fresh artifact back;
 //! 7. forbid new executable mappings ([`harden::forbid_new_code`]);
-//! 8. link WASI (with the fast stdio path, [`stdio`], when no directory is granted),
+//! 8. link WASI (with the fast stdio path, [`stdio`], for fd_read/fd_write when no directory is granted),
 //!    instantiate (any `start` function runs here), run `_start` (`guest::Ready::run`);
 //! 9. send the usage and the verdict on fd 3 ([`report_and_exit`]) and `_exit` with the status
 //!    of [`crate::status`]. A `SIGSYS` from the filter or a `SIGABRT` is reported by a signal
