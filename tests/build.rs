@@ -1,5 +1,5 @@
-//! Compiles every guest in `guests/` for wasm32-wasip1 and generates a path constant for each,
-//! so a plain `cargo test` builds and runs everything end to end.
+//! Compiles every guest in `guests/` (Rust, and C in `guests/c/`) for wasm32-wasip1 and generates
+//! a path constant for each, so a plain `cargo test` builds and runs everything end to end.
 
 #[path = "build-support/guests.rs"]
 mod guests;
@@ -9,6 +9,7 @@ use std::path::PathBuf;
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap());
     let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").unwrap());
-    let built = guests::build_guests(&manifest_dir.join("../guests"), &out_dir);
+    let mut built = guests::build_guests(&manifest_dir.join("../guests"), &out_dir);
+    built.extend(guests::build_c_guests(&manifest_dir.join("../guests"), &out_dir));
     guests::write_path_constants(&built, &out_dir);
 }

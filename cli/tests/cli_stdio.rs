@@ -269,3 +269,12 @@ fn the_guest_stderr_and_stdout_stay_apart() {
     assert!(stderr.starts_with("error:/no/such/file:"), "{}", describe(&output));
     assert!(!stderr.contains("wasmpipe:"), "{}", describe(&output));
 }
+
+#[test]
+fn a_c_guest_filters_wasmpipes_stdin_to_its_stdout_and_logs_to_its_stderr() {
+    let scratch = scratch!();
+    let output = run_with_input(scratch.wasmpipe().args(["run", guests::C_UPPER]), b"one\ntwo\n\nlast");
+    assert_eq!(code(&output), 0, "{}", describe(&output));
+    assert_eq!(output.stdout, b"ONE\nTWO\n\nLAST", "{}", describe(&output));
+    assert_eq!(String::from_utf8_lossy(&output.stderr), "c-upper: 4 lines\n", "{}", describe(&output));
+}

@@ -81,8 +81,8 @@ pub struct Usage {
     pub cpu_user: Duration,
     /// CPU time the runner process spent in the kernel on its behalf.
     pub cpu_system: Duration,
-    /// The most the guest's linear memories and tables held at once, in bytes; `None` if the
-    /// runner ended without saying (killed, or stopped by a signal).
+    /// The most the guest's linear memories, tables and GC heap held at once, in bytes; `None`
+    /// if the runner ended without saying (killed, or stopped by a signal).
     pub peak_memory: Option<u64>,
     /// Fuel the guest burned, when a budget was set ([`Limits::fuel`](crate::Limits::fuel)) and
     /// its run ended inside the runner (returned, exited, trapped or ran out).

@@ -70,8 +70,8 @@ impl Limits {
         self
     }
 
-    /// Cap, in bytes, on the guest's linear memories and tables together: the sum over all of
-    /// them, however many the module declares. A guest that grows past it sees the growth fail;
+    /// Cap, in bytes, on the guest's linear memories, tables and GC heap (where wasm GC objects
+    /// live) together: the sum over all of them, however many the module declares. A guest that grows past it sees the growth fail;
     /// if it then dies (as Rust guests do on allocation failure) the sandbox reports
     /// [`Error::MemoryLimit`](crate::Error::MemoryLimit).
     ///

@@ -1,4 +1,5 @@
-//! Build-script support: compiles the guests workspace for `wasm32-wasip1`.
+//! Build-script support: compiles the guests workspace for `wasm32-wasip1`, and the C guests in
+//! `guests/c/` with clang and wasi-libc.
 //!
 //! Not a crate: build scripts include it with
 //! `#[path = "build-support/guests.rs"] mod guests;`, then typically
@@ -110,6 +111,70 @@ pub fn build_guests(guests_dir: &Path, out_dir: &Path) -> Vec<(String, PathBuf)>
             let wasm = release_dir.join(format!("{name}.wasm"));
             assert!(wasm.is_file(), "guest `{name}` was built but {} is missing", wasm.display());
             (name, wasm)
+        })
+        .collect()
+}
+
+/// The C compiler for the C guests: `$WASMPIPE_GUEST_CC`, else `clang`.
+const CC_VAR: &str = "WASMPIPE_GUEST_CC";
+/// An optional wasi-libc sysroot (wasi-sdk's `share/wasi-sysroot`); Debian's clang finds the
+/// `wasi-libc` package's headers and libraries without one.
+const SYSROOT_VAR: &str = "WASI_SYSROOT";
+/// clang's name for wasm32-wasip1: clang 14 (Debian 12) knows only `wasm32-wasi`, which later
+/// versions still accept.
+const C_TARGET: &str = "wasm32-wasi";
+/// What to install when the C toolchain is missing.
+const C_TOOLCHAIN_HINT: &str = "the C guests need clang and wasi-libc: on Debian or Ubuntu, \
+     `apt-get install clang lld wasi-libc libclang-rt-dev-wasm32`; elsewhere, wasi-sdk's clang with \
+     WASMPIPE_GUEST_CC=/path/to/wasi-sdk/bin/clang and WASI_SYSROOT=/path/to/wasi-sdk/share/wasi-sysroot";
+
+/// Compiles every `<guests_dir>/c/<name>.c` for wasm32-wasip1 with clang and wasi-libc into
+/// `<out_dir>/c-guests/<name>.wasm`, and returns (`c-<name>`, path) sorted by name: the C
+/// `upper.c` is the guest `c-upper`, constant `C_UPPER`.
+///
+/// # Panics
+///
+/// If clang cannot be run or a guest does not compile, with the compiler's output and what to
+/// install.
+pub fn build_c_guests(guests_dir: &Path, out_dir: &Path) -> Vec<(String, PathBuf)> {
+    let c_dir = fs::canonicalize(guests_dir).unwrap_or_else(|_| absolute(guests_dir)).join("c");
+    println!("cargo:rerun-if-changed={}", c_dir.display());
+    println!("cargo:rerun-if-env-changed={CC_VAR}");
+    println!("cargo:rerun-if-env-changed={SYSROOT_VAR}");
+    let Ok(entries) = fs::read_dir(&c_dir) else { return Vec::new() };
+    let mut sources: Vec<PathBuf> =
+        entries.flatten().map(|entry| entry.path()).filter(|path| path.extension() == Some(OsStr::new("c"))).collect();
+    sources.sort();
+    let wasm_dir = absolute(out_dir).join("c-guests");
+    fs::create_dir_all(&wasm_dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", wasm_dir.display()));
+    let cc = env::var_os(CC_VAR).unwrap_or_else(|| "clang".into());
+    sources
+        .into_iter()
+        .map(|source| {
+            let stem = source.file_stem().and_then(OsStr::to_str);
+            let stem = stem.unwrap_or_else(|| panic!("C guest file name {} is not UTF-8", source.display()));
+            let wasm = wasm_dir.join(format!("{stem}.wasm"));
+            let mut command = Command::new(&cc);
+            command.arg(format!("--target={C_TARGET}")).args(["-O2", "-Wall", "-Wextra", "-Werror", "-o"]).arg(&wasm);
+            if let Some(sysroot) = env::var_os(SYSROOT_VAR) {
+                command.arg("--sysroot").arg(sysroot);
+            }
+            let output = command.arg(&source).output().unwrap_or_else(|e| {
+                panic!(
+                    "cannot run the C compiler `{}` for {}: {e}\nhint: {C_TOOLCHAIN_HINT}",
+                    cc.to_string_lossy(),
+                    source.display()
+                )
+            });
+            if !output.status.success() {
+                panic!(
+                    "compiling the C guest {} failed ({})\n--- compiler stderr ---\n{}\nhint: {C_TOOLCHAIN_HINT}",
+                    source.display(),
+                    output.status,
+                    String::from_utf8_lossy(&output.stderr),
+                );
+            }
+            (format!("c-{stem}"), wasm)
         })
         .collect()
 }

@@ -63,3 +63,25 @@ async fn a_guest_closing_its_stdout_is_eof_for_the_parent_while_it_runs_on() {
     drop(tx);
     assert!(child.wait().await.unwrap().success());
 }
+
+#[tokio::test]
+async fn a_guest_closing_its_stdout_is_eof_for_the_parent_with_a_directory_granted_too() {
+    // With a grant, wasmtime-wasi serves the guest's fds; closing stdout must still reach the
+    // parent as EOF while the guest runs on, as without one (the test above).
+    let dir = std::env::temp_dir().join(format!("wasmpipe-eof-grant-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (mainpipe, chpipe) = wasmpipe::duplex().unwrap();
+    // The timeout turns a missing EOF into a failure instead of a hang.
+    let mut child = Sandbox::new(guests::CLOSE_STDOUT)
+        .dir(&dir, "/data")
+        .timeout(std::time::Duration::from_secs(10))
+        .duplex(chpipe)
+        .spawn()
+        .unwrap();
+    let (mut rx, tx) = mainpipe.open().unwrap();
+    assert_eq!(rx.read_line().await.unwrap().as_deref(), Some(&b"done\n"[..]));
+    assert_eq!(rx.read_line().await.unwrap(), None);
+    drop(tx);
+    assert!(child.wait().await.unwrap().success());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -218,3 +218,35 @@ async fn prefer_fork_in_a_process_with_threads_execs_the_runner_instead() {
     drop(tx);
     assert!(child.wait().await.unwrap().success());
 }
+
+// ---------------------------------------------------------------------------------------------
+// a guest in C
+
+#[tokio::test]
+async fn a_c_guest_built_with_wasi_libc_filters_lines_and_logs_to_stderr() {
+    let (mut child, mut tx, mut rx) = Sandbox::new(guests::C_UPPER).capture_stderr(4096).spawn_piped().unwrap();
+    // One line at a time: each reply comes before the next request, so the guest flushes.
+    for line in ["hello from c\n", "ünïcode stays, ascii goes UP\n"] {
+        tx.write_all(line.as_bytes()).await.unwrap();
+        let reply = rx.read_line().await.unwrap().unwrap();
+        assert_eq!(String::from_utf8(reply).unwrap(), line.to_ascii_uppercase());
+    }
+    // A line longer than any fixed buffer, and a last line without a newline.
+    let long = "x".repeat(100_000);
+    tx.write_all(format!("{long}\nend").as_bytes()).await.unwrap();
+    drop(tx);
+    assert_eq!(rx.read_line().await.unwrap().unwrap(), format!("{}\n", long.to_uppercase()).into_bytes());
+    assert_eq!(rx.read_line().await.unwrap().as_deref(), Some(&b"END"[..]));
+    assert_eq!(rx.read_line().await.unwrap(), None);
+    assert!(child.wait().await.unwrap().success());
+    assert_eq!(String::from_utf8_lossy(child.captured_stderr()), "c-upper: 4 lines\n");
+}
+
+#[tokio::test]
+async fn a_pool_of_c_guests_answers_in_order() {
+    let pool = wasmpipe::Pool::new(|| Sandbox::new(guests::C_UPPER), 2);
+    let replies = pool.map((0..20).map(|i| format!("c line {i}").into_bytes())).await;
+    let replies: Vec<String> = replies.into_iter().map(|reply| String::from_utf8(reply.unwrap()).unwrap()).collect();
+    assert_eq!(replies, (0..20).map(|i| format!("C LINE {i}\n")).collect::<Vec<_>>());
+    pool.shutdown().await;
+}

@@ -89,7 +89,7 @@ fn compute_engine_hash(fuel: bool) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     match crate::runner::engine_for(fuel) {
-        Ok(engine) => engine.precompile_compatibility_hash().hash(&mut hasher),
+        Ok(engine) => return compatibility_hash(&engine),
         // No engine, no runner either: whatever is stored under this name never loads.
         Err(message) => message.hash(&mut hasher),
     }
@@ -104,6 +104,16 @@ pub(crate) fn prepare_engine_hash(fuel: bool) {
         // A thread that cannot start is no loss: `engine_hash` computes it on the spot.
         let _ = std::thread::Builder::new().name("wasmpipe-engine-hash".into()).spawn(move || engine_hash(fuel));
     }
+}
+
+/// wasmtime's compatibility hash of `engine`: its target, compiler flags, tunables (the GC
+/// collector among them) and enabled wasm features, so an artifact compiled with another
+/// proposal set gets another name.
+fn compatibility_hash(engine: &wasmtime::Engine) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    hasher.finish()
 }
 
 /// What happened to an artifact offered to the cache.

@@ -188,3 +188,20 @@ fn the_size_cap_evicts_the_least_recently_used() {
     let total: u64 = scratch.entries().iter().map(|p| std::fs::metadata(p).unwrap().size()).sum();
     assert!(total <= cap);
 }
+
+#[test]
+fn the_entry_name_changes_with_the_engines_proposal_set() {
+    // A module that needs GC and exception handling, as toolchains now emit.
+    let module = wat::parse_str("(module (type (struct (field i32))) (tag (param i32)))").unwrap();
+    let runner = crate::runner::engine_for(false).unwrap();
+    wasmtime::Module::validate(&runner, &module).expect("the runner's engine accepts GC and exceptions");
+
+    // The same configuration without those proposals: another name, so an artifact compiled by a
+    // runner of one set is never offered to a runner of the other.
+    let mut config = crate::runner::engine_config(false);
+    config.wasm_gc(false).wasm_exceptions(false);
+    let without = wasmtime::Engine::new(&config).unwrap();
+    assert!(wasmtime::Module::validate(&without, &module).is_err());
+    assert_ne!(compatibility_hash(&runner), compatibility_hash(&without));
+    assert_eq!(EntryName::new([1; 32], false).engine, compatibility_hash(&runner));
+}

@@ -11,9 +11,14 @@ use wasmtime_wasi::cli::{InputFile, OutputFile};
 use wasmtime_wasi::p1::{self, WasiP1Ctx};
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 
+/// The wasmtime engine every runner uses; see [`engine_config`].
+pub(crate) fn engine_for(fuel: bool) -> Result<Engine, String> {
+    Engine::new(&engine_config(fuel)).map_err(|e| format!("cannot create the wasm engine: {e:#}"))
+}
+
 /// The wasmtime configuration every runner uses. It must be a pure function of the limits, since
 /// the compiled-module cache is keyed by it (through `precompile_compatibility_hash`).
-pub(crate) fn engine_for(fuel: bool) -> Result<Engine, String> {
+pub(crate) fn engine_config(fuel: bool) -> Config {
     let mut config = Config::new();
     // Epoch interruption (a load and compare at loop headers and function entries) is how a
     // computing guest is stopped at its timeout; always on, so one cached artifact serves runs
@@ -32,7 +37,43 @@ pub(crate) fn engine_for(fuel: bool) -> Result<Engine, String> {
     // captures wasm backtraces without it); registering it frame by frame was a measurable share
     // of loading a cached module at every start.
     config.native_unwind_info(false);
-    Engine::new(&config).map_err(|e| format!("cannot create the wasm engine: {e:#}"))
+    enable_proposals(&mut config);
+    config
+}
+
+/// The WebAssembly proposals of `wasmtime run` 48 for core modules: real toolchains emit them
+/// (exception handling in C++ and Rust builds, GC in Kotlin/Dart/OCaml builds, tail calls in
+/// functional languages), and a guest that `wasmtime run` accepts must run here too.
+///
+/// wasmtime 48 turns all of these on by default when the crate is built with `gc` and
+/// `threads` (see the workspace's Cargo.toml); saying so here keeps a change of wasmtime's
+/// defaults from silently refusing guests, and the cache entry name follows the set through
+/// `precompile_compatibility_hash`, which hashes the enabled features and the collector.
+fn enable_proposals(config: &mut Config) {
+    config
+        .wasm_multi_value(true)
+        .wasm_bulk_memory(true)
+        .wasm_reference_types(true)
+        .wasm_simd(true)
+        .wasm_relaxed_simd(true)
+        .wasm_multi_memory(true)
+        .wasm_memory64(true)
+        .wasm_extended_const(true)
+        .wasm_tail_call(true)
+        .wasm_function_references(true)
+        .wasm_gc(true)
+        .wasm_exceptions(true)
+        // Atomic instructions validate and run on ordinary memories. Shared memories stay
+        // refused at instantiation (`shared_memory` is off, wasmtime's default as in `wasmtime
+        // run` without `-S threads`): preview1 cannot start a thread to share one with, and
+        // wasmtime's memory limiter does not see a shared memory's growth.
+        .wasm_threads(true)
+        .shared_memory(false);
+    // The deferred reference-counting collector, chosen by name: `Collector::Auto` would move to
+    // whatever wasmtime prefers next, changing every cache entry name with it. GC objects live in
+    // a GC heap whose growth goes through the store's `ResourceLimiter`, so `--memory` counts
+    // them with the linear memories and tables.
+    config.collector(wasmtime::Collector::DeferredReferenceCounting);
 }
 
 /// A module compiled and linked against WASI, not yet instantiated.
@@ -53,6 +94,10 @@ pub(crate) struct GuestState {
 impl HasFastStdio for GuestState {
     fn fast_stdio(&mut self) -> &mut FastStdio {
         &mut self.stdio
+    }
+
+    fn wasi(&mut self) -> &mut WasiP1Ctx {
+        &mut self.wasi
     }
 }
 
@@ -188,9 +233,10 @@ pub(crate) fn prepare(
         })
         .map_err(|e| failed(format!("cannot link proc_exit: {e:#}")))?;
     linker.allow_shadowing(false);
-    if config.dirs.is_empty() {
-        stdio::install(&mut linker).map_err(|e| failed(format!("cannot link the stdio fast path: {e:#}")))?;
-    }
+    // The fast path for fd_read and fd_write only without grants (see `stdio`); fd_close and
+    // fd_renumber always, so closing stdout is EOF for the parent with or without.
+    stdio::install(&mut linker, config.dirs.is_empty())
+        .map_err(|e| failed(format!("cannot link the stdio paths: {e:#}")))?;
     // The watchdog bumps the epoch once, at the deadline; one tick is the whole budget.
     store.set_epoch_deadline(1);
     store.epoch_deadline_trap();
@@ -264,7 +310,7 @@ impl Ready {
     /// Runs `_start` and says how it ended.
     ///
     /// The store is deliberately never dropped: through wasmtime-wasi it owns `File`s for fds
-    /// 0–2, which the guest may already have closed through the fast path (closing twice aborts
+    /// 0–2, which the guest may already have closed through `stdio`'s `fd_close` (closing twice aborts
     /// under Rust's I/O-safety checks), and the runner `_exit`s right after the verdict anyway.
     pub(crate) fn run(self, fuel: Option<u64>) -> Verdict {
         let Ready { store, start, timeout } = Box::leak(Box::new(self));

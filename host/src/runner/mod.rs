@@ -36,7 +36,7 @@
 //! 5. the seccomp allowlist on every thread ([`harden::apply_syscall_filter`]);
 //! 6. parse and compile, or deserialize (`guest::load`), sending a fresh artifact back;
 //! 7. forbid new executable mappings ([`harden::forbid_new_code`]);
-//! 8. link WASI (with the fast stdio path, [`stdio`], when no directory is granted),
+//! 8. link WASI (with the fast stdio path, [`stdio`], for fd_read/fd_write when no directory is granted),
 //!    instantiate (any `start` function runs here), run `_start` (`guest::Ready::run`);
 //! 9. send the usage and the verdict on fd 3 ([`report_and_exit`]) and `_exit` with the status
 //!    of [`crate::status`]. A `SIGSYS` from the filter or a `SIGABRT` is reported by a signal
@@ -374,4 +374,6 @@ pub(crate) fn report_raw(json: &[u8], status: i32) -> ! {
 }
 
 pub(crate) use fork::{fork_is_safe, fork_runner};
+#[cfg(test)]
+pub(crate) use guest::engine_config;
 pub(crate) use guest::engine_for;

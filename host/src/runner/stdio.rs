@@ -1,212 +1,312 @@
 //! The lean path for the guest's stdio: `fd_read` and `fd_write` go straight between the
-//! pipes and guest memory.
+//! pipes and guest memory, and closing a stdio fd closes it for the parent too.
 //!
 //! wasmtime-wasi's preview1 layer serves stdio through its generic stream machinery: each call
-//! enters a tokio runtime, each read allocates and zeroes a host buffer of the guest's requested
-//! size and copies it into guest memory, and each write is cut into 4 KiB chunks, each written
-//! and flushed separately. For a guest whose whole job is talking over stdin and stdout that is
-//! the hot path, so here each call is one `read(2)` into guest memory or one `writev(2)` from it.
+//! enters a tokio runtime, each read allocates and zeroes a host buffer and copies it into guest
+//! memory, and each write is cut into 4 KiB chunks, each written and flushed separately. For a
+//! guest whose whole job is talking over stdin and stdout that is the hot path, so without
+//! granted directories (when fds 0, 1 and 2 are the only fds a preview1 guest can ever hold)
+//! each `fd_read` here is one `read(2)` into guest memory and each `fd_write` one `write(2)` from
+//! it. (A host function cannot delegate to wasmtime-wasi's own `fd_read`: that one finds the
+//! guest's memory through its caller, which a host-to-host call does not have.)
 //!
-//! This replaces `fd_read`, `fd_write`, `fd_close` and `fd_renumber` outright, so it is only
-//! installed when the guest was granted no directories: then fds 0, 1 and 2 are the only fds a
-//! preview1 guest can ever hold, and a small table of those three is the whole truth. (A host
-//! function cannot delegate to wasmtime-wasi's own implementation: that one finds the guest's
-//! memory through its caller, which a host-to-host call does not have.) With directories
-//! granted, wasmtime-wasi serves everything.
+//! wasmtime-wasi is the reference, call for call (the differential test in
+//! `tests/tests/sandbox_fds.rs` makes the same calls both ways): the same argument checks with
+//! wiggle's own types and in the same order (a misaligned or out-of-bounds pointer traps, with
+//! wiggle's message; the per-call host budget gives `NOMEM`), only the first non-empty buffer
+//! is read or written, a read takes at most 64 KiB, and the fd table is wasmtime-wasi's:
+//! `fd_close` and `fd_renumber` are its own, called directly, with this path's copy of the
+//! table following. What remains different is invisible to the guest: `EINTR` is retried, and
+//! an `EAGAIN` from an inherited non-blocking fd is waited out instead of returned.
 //!
-//! Closing fd 1 closes the runner's fd 1, so the parent sees EOF while the guest runs on, which
-//! wasmtime-wasi does not do. Errors are preview1 errno values, never `wasmtime::Error`s, so
-//! nothing on this path allocates an error or captures a backtrace.
+//! On both paths (with and without grants), closing the last WASI fd that refers to one of the
+//! runner's fds 0-2 closes that runner fd: a guest that closes its stdout is EOF for the parent
+//! while it runs on, which wasmtime-wasi alone would not do (its streams share the fd with the
+//! context, which lives until the runner exits).
 
 use rustix::event::{PollFd, PollFlags};
 use rustix::fd::BorrowedFd;
-use std::io::IoSlice;
-use wasmtime::{Caller, Linker, Memory, Store};
+use wasmtime::{AsContextMut, Caller, Linker, Memory, Store};
+use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::p1::types::{self, Ciovec, Errno, Iovec};
+use wasmtime_wasi::p1::wasi_snapshot_preview1::WasiSnapshotPreview1;
+use wiggle::{GuestError, GuestMemory, GuestPtr, GuestType};
 
 const WASI: &str = "wasi_snapshot_preview1";
 
-/// preview1 errno values used here.
-mod errno {
-    pub const SUCCESS: i32 = 0;
-    pub const BADF: i32 = 8;
-    pub const FAULT: i32 = 21;
-    pub const IO: i32 = 29;
-    pub const PIPE: i32 = 64;
-}
+/// The most one `fd_read` on stdin returns, as in wasmtime-wasi (its `MAX_READ_SIZE_ALLOC`).
+const MAX_READ: u32 = 64 * 1024;
 
-/// Per-store state of the fast path.
+/// Per-store state of the stdio paths.
 #[derive(Default)]
 pub(crate) struct FastStdio {
     memory: Option<Memory>,
-    /// For WASI fds 0, 1, 2: the runner fd behind it, or `None` once closed.
-    fds: [Option<i32>; 3],
+    /// The WASI fds that wasmtime-wasi's table holds as stdio descriptors, each with the runner
+    /// fd behind it (0, 1 or 2). At most three: `fd_renumber` moves entries, never copies them.
+    fds: [Option<(u32, i32)>; 3],
 }
 
-/// Store data that carries a [`FastStdio`].
+impl FastStdio {
+    /// The runner fd behind WASI fd `fd`, if it is a stdio descriptor.
+    fn runner_fd(&self, fd: i32) -> Option<i32> {
+        let fd = u32::try_from(fd).ok()?;
+        self.fds.iter().flatten().find(|(wasi, _)| *wasi == fd).map(|(_, runner)| *runner)
+    }
+
+    /// WASI fd `fd` was closed: closes the runner fd behind it once no WASI fd refers to it.
+    fn forget(&mut self, fd: u32) {
+        let Some(slot) = self.fds.iter_mut().find(|slot| slot.is_some_and(|(wasi, _)| wasi == fd)) else { return };
+        let Some((_, runner_fd)) = slot.take() else { return };
+        if !self.fds.iter().flatten().any(|(_, runner)| *runner == runner_fd) {
+            // SAFETY: no WASI fd refers to it any more, and nothing else in the runner reads or
+            // writes fds 0-2 (wasmtime-wasi's streams on it are unreachable once its table
+            // entry is gone; the store is never dropped, see `guest::Ready::run`).
+            drop(unsafe { <rustix::fd::OwnedFd as rustix::fd::FromRawFd>::from_raw_fd(runner_fd) });
+        }
+    }
+
+    /// WASI fd `from` became `to` (`to` was closed first).
+    fn renumber(&mut self, from: u32, to: u32) {
+        self.forget(to);
+        for (wasi, _) in self.fds.iter_mut().flatten() {
+            if *wasi == from {
+                *wasi = to;
+            }
+        }
+    }
+}
+
+/// Store data that carries a [`FastStdio`] and the WASI context it mirrors.
 pub(crate) trait HasFastStdio: 'static {
     fn fast_stdio(&mut self) -> &mut FastStdio;
+    fn wasi(&mut self) -> &mut WasiP1Ctx;
 }
 
-/// Replaces wasmtime-wasi's `fd_read`, `fd_write`, `fd_close` and `fd_renumber` in `linker`.
-/// Only for guests without preopened directories (see the module docs).
-pub(crate) fn install<T: HasFastStdio>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+/// Shadows wasmtime-wasi's `fd_close` and `fd_renumber` in `linker` with versions that also
+/// close the runner's stdio fds (see the module docs); with `fast`, also its `fd_read` and
+/// `fd_write`, which is only right when no directory is granted.
+pub(crate) fn install<T: HasFastStdio>(linker: &mut Linker<T>, fast: bool) -> wasmtime::Result<()> {
     linker.allow_shadowing(true);
-    linker.func_wrap(WASI, "fd_read", |mut caller: Caller<'_, T>, fd: i32, iovs: i32, iovs_len: i32, nread: i32| {
-        read(&mut caller, fd, iovs, iovs_len, nread)
-    })?;
-    linker.func_wrap(
-        WASI,
-        "fd_write",
-        |mut caller: Caller<'_, T>, fd: i32, iovs: i32, iovs_len: i32, nwritten: i32| {
-            write(&mut caller, fd, iovs, iovs_len, nwritten)
-        },
-    )?;
-    linker
-        .func_wrap(WASI, "fd_close", |mut caller: Caller<'_, T>, fd: i32| close(caller.data_mut().fast_stdio(), fd))?;
+    linker.func_wrap(WASI, "fd_close", |mut caller: Caller<'_, T>, fd: i32| close(caller.data_mut(), fd))?;
     linker.func_wrap(WASI, "fd_renumber", |mut caller: Caller<'_, T>, from: i32, to: i32| {
-        renumber(caller.data_mut().fast_stdio(), from, to)
+        renumber(caller.data_mut(), from, to)
     })?;
+    if fast {
+        linker.func_wrap(
+            WASI,
+            "fd_read",
+            |mut caller: Caller<'_, T>, fd: i32, iovs: i32, iovs_len: i32, nread: i32| {
+                read(&mut caller, fd, iovs, iovs_len, nread)
+            },
+        )?;
+        linker.func_wrap(
+            WASI,
+            "fd_write",
+            |mut caller: Caller<'_, T>, fd: i32, iovs: i32, iovs_len: i32, nwritten: i32| {
+                write(&mut caller, fd, iovs, iovs_len, nwritten)
+            },
+        )?;
+    }
     linker.allow_shadowing(false);
     Ok(())
 }
 
-/// Gives the fast path the instance's memory, once it exists.
+/// Gives the stdio paths the instance's memory, once it exists, and the table wasmtime-wasi
+/// starts with.
 pub(crate) fn activate<T: HasFastStdio>(store: &mut Store<T>, memory: Option<Memory>) {
     let state = store.data_mut().fast_stdio();
     state.memory = memory;
-    state.fds = [Some(0), Some(1), Some(2)];
+    state.fds = [Some((0, 0)), Some((1, 1)), Some((2, 2))];
 }
 
-/// The runner fd behind WASI fd `fd`, and the guest memory.
-fn resolve<T: HasFastStdio>(caller: &mut Caller<'_, T>, fd: i32) -> Result<(i32, Memory), i32> {
-    let state = caller.data_mut().fast_stdio();
-    let runner_fd = usize::try_from(fd).ok().and_then(|fd| state.fds.get(fd).copied().flatten()).ok_or(errno::BADF)?;
-    Ok((runner_fd, state.memory.ok_or(errno::FAULT)?))
-}
-
-fn close(state: &mut FastStdio, fd: i32) -> i32 {
-    let Some(slot) = usize::try_from(fd).ok().and_then(|fd| state.fds.get_mut(fd)) else { return errno::BADF };
-    let Some(runner_fd) = slot.take() else { return errno::BADF };
-    if !state.fds.contains(&Some(runner_fd)) {
-        // SAFETY: no WASI fd refers to it any more, and nothing else in the runner uses it.
-        drop(unsafe { <rustix::fd::OwnedFd as rustix::fd::FromRawFd>::from_raw_fd(runner_fd) });
+/// A preview1 result as the guest sees it: `Ok(errno)`, or `Err` for a trap, exactly as
+/// wasmtime-wasi's generated bindings turn it.
+fn errno_of<V>(result: Result<V, types::Error>) -> wasmtime::Result<i32> {
+    match result {
+        Ok(_) => Ok(0),
+        Err(error) => error.downcast().map(|errno: Errno| errno as i32),
     }
-    errno::SUCCESS
 }
 
-fn renumber(state: &mut FastStdio, from: i32, to: i32) -> i32 {
-    let slot = |fd: i32| usize::try_from(fd).ok().filter(|&fd| fd < 3);
-    let (Some(from_slot), Some(to_slot)) = (slot(from), slot(to)) else { return errno::BADF };
-    if state.fds[from_slot].is_none() || state.fds[to_slot].is_none() {
-        return errno::BADF;
+/// A guest-memory error: wasmtime-wasi traps on bad pointers and gives errno values for the
+/// rest, through the same conversion used here.
+fn guest_error(error: GuestError) -> wasmtime::Result<i32> {
+    errno_of::<()>(Err(types::Error::from(error)))
+}
+
+fn close<T: HasFastStdio>(state: &mut T, fd: i32) -> wasmtime::Result<i32> {
+    let closed = wasmtime_wasi::runtime::in_tokio(state.wasi().fd_close(&mut no_memory(), types::Fd::from(fd as u32)));
+    let errno = errno_of(closed)?;
+    if errno == 0 {
+        state.fast_stdio().forget(fd as u32);
     }
-    if from_slot != to_slot {
-        let moved = state.fds[from_slot];
-        close(state, to);
-        state.fds[to_slot] = moved;
-        state.fds[from_slot] = None;
+    Ok(errno)
+}
+
+fn renumber<T: HasFastStdio>(state: &mut T, from: i32, to: i32) -> wasmtime::Result<i32> {
+    let (from, to) = (from as u32, to as u32);
+    let moved = wasmtime_wasi::runtime::in_tokio(state.wasi().fd_renumber(
+        &mut no_memory(),
+        types::Fd::from(from),
+        types::Fd::from(to),
+    ));
+    let errno = errno_of(moved)?;
+    if errno == 0 && from != to {
+        state.fast_stdio().renumber(from, to);
     }
-    errno::SUCCESS
+    Ok(errno)
 }
 
-/// One iovec of the guest: (offset, length) in its memory.
-fn iovec(memory: &[u8], iovs: i32, index: i32) -> Option<(usize, usize)> {
-    let at = (iovs as u32 as usize).checked_add(index as u32 as usize * 8)?;
-    let raw = memory.get(at..at + 8)?;
-    let base = u32::from_le_bytes(raw[..4].try_into().unwrap()) as usize;
-    let len = u32::from_le_bytes(raw[4..].try_into().unwrap()) as usize;
-    memory.get(base..base.checked_add(len)?)?;
-    Some((base, len))
+/// `fd_close` and `fd_renumber` take no pointers: they never touch guest memory.
+fn no_memory() -> GuestMemory<'static> {
+    GuestMemory::Unshared(&mut [])
 }
 
-fn store_u32(memory: &mut [u8], at: i32, value: usize) -> bool {
-    let at = at as u32 as usize;
-    match memory.get_mut(at..at.wrapping_add(4)) {
-        Some(slot) => {
-            slot.copy_from_slice(&(value as u32).to_le_bytes());
-            true
+/// The first non-empty buffer of an iovec array, or an empty one, after charging the per-call
+/// host budget for the array and that buffer: wasmtime-wasi's `first_non_empty_(c)iovec`.
+fn first_non_empty<V: GuestType + IoVec>(
+    memory: &GuestMemory<'_>,
+    iovs: i32,
+    iovs_len: i32,
+    mut fuel: usize,
+) -> Result<GuestPtr<[u8]>, types::Error> {
+    let iovs = GuestPtr::<[V]>::new((iovs as u32, iovs_len as u32));
+    let mut consume = |bytes: Option<usize>| match bytes {
+        Some(bytes) if bytes <= fuel => {
+            fuel -= bytes;
+            Ok(())
         }
-        None => false,
-    }
-}
-
-/// `fd_read`, into the first non-empty buffer (a short read is always allowed).
-fn read<T: HasFastStdio>(caller: &mut Caller<'_, T>, fd: i32, iovs: i32, iovs_len: i32, nread: i32) -> i32 {
-    let (runner_fd, memory) = match resolve(caller, fd) {
-        Ok(resolved) => resolved,
-        Err(errno) => return errno,
+        Some(_) => Err(types::Error::from(Errno::Nomem)),
+        None => Err(types::Error::from(Errno::Overflow)),
     };
-    let data = memory.data_mut(&mut *caller);
-    let mut target = None;
-    for index in 0..iovs_len.max(0) {
-        match iovec(data, iovs, index) {
-            Some((_, 0)) => continue,
-            Some(buffer) => {
-                target = Some(buffer);
-                break;
-            }
-            None => return errno::FAULT,
+    consume((iovs.len() as usize).checked_mul(size_of::<V>()))?;
+    for iov in iovs.iter() {
+        let (base, len) = memory.read(iov?)?.parts();
+        if len == 0 {
+            continue;
         }
+        consume(Some(len as usize))?;
+        return Ok(base.as_array(len));
     }
-    let read = match target {
-        Some((base, len)) => {
-            match retry(runner_fd, PollFlags::IN, || rustix::io::read(stdio_fd(runner_fd), &mut data[base..base + len]))
-            {
+    Ok(GuestPtr::new((0, 0)))
+}
+
+/// `Iovec` and `Ciovec` alike.
+trait IoVec {
+    fn parts(self) -> (GuestPtr<u8>, u32);
+}
+
+impl IoVec for Iovec {
+    fn parts(self) -> (GuestPtr<u8>, u32) {
+        (self.buf, self.buf_len)
+    }
+}
+
+impl IoVec for Ciovec {
+    fn parts(self) -> (GuestPtr<u8>, u32) {
+        (self.buf, self.buf_len)
+    }
+}
+
+/// The instance's memory, or the trap wasmtime-wasi gives without one.
+fn memory_of<T: HasFastStdio>(caller: &mut Caller<'_, T>) -> wasmtime::Result<Memory> {
+    caller.data_mut().fast_stdio().memory.ok_or_else(|| wasmtime::format_err!("missing required memory export"))
+}
+
+/// `fd_read` from stdin into the first non-empty buffer, at most [`MAX_READ`] bytes.
+fn read<T: HasFastStdio>(
+    caller: &mut Caller<'_, T>,
+    fd: i32,
+    iovs: i32,
+    iovs_len: i32,
+    nread: i32,
+) -> wasmtime::Result<i32> {
+    let fuel = caller.as_context_mut().hostcall_fuel();
+    let memory = memory_of(caller)?;
+    let runner_fd = caller.data_mut().fast_stdio().runner_fd(fd);
+    let mut memory = GuestMemory::Unshared(memory.data_mut(&mut *caller));
+    let buffer = match first_non_empty::<Iovec>(&memory, iovs, iovs_len, fuel) {
+        Ok(buffer) => buffer,
+        Err(error) => return errno_of::<()>(Err(error)),
+    };
+    if runner_fd != Some(0) {
+        return Ok(Errno::Badf as i32);
+    }
+    let want = buffer.len().min(MAX_READ);
+    let Some(target) = buffer.get_range(0..want) else { return guest_error(GuestError::PtrOverflow) };
+    let n = match memory.as_slice_mut(target) {
+        Ok(Some(slice)) => match retry(0, PollFlags::IN, || rustix::io::read(stdio_fd(0), &mut *slice)) {
+            Ok(n) => n,
+            Err(errno) => return Ok(errno),
+        },
+        // Not all of it is guest memory: wasmtime-wasi reads into a host buffer first and
+        // traps only if what was read does not fit, so do the same.
+        _ => {
+            let mut bytes = vec![0; want as usize];
+            let n = match retry(0, PollFlags::IN, || rustix::io::read(stdio_fd(0), &mut bytes)) {
                 Ok(n) => n,
-                Err(errno) => return errno,
+                Err(errno) => return Ok(errno),
+            };
+            let Some(target) = buffer.get_range(0..n as u32) else { return guest_error(GuestError::PtrOverflow) };
+            if let Err(error) = memory.copy_from_slice(&bytes[..n], target) {
+                return guest_error(error);
             }
+            n
         }
-        None => 0,
     };
-    if store_u32(data, nread, read) { errno::SUCCESS } else { errno::FAULT }
+    match memory.write(GuestPtr::<u32>::new(nread as u32), n as u32) {
+        Ok(()) => Ok(0),
+        Err(error) => guest_error(error),
+    }
 }
 
-/// At most this many buffers go into one `writev`; more make a short write, which preview1
-/// allows and wasi-libc retries. A fixed array keeps the hot path free of allocations.
-const MAX_IOVECS: usize = 16;
-
-/// `fd_write`, the buffers in one `writev`.
-fn write<T: HasFastStdio>(caller: &mut Caller<'_, T>, fd: i32, iovs: i32, iovs_len: i32, nwritten: i32) -> i32 {
-    let (runner_fd, memory) = match resolve(caller, fd) {
-        Ok(resolved) => resolved,
-        Err(errno) => return errno,
+/// `fd_write` of the first non-empty buffer to stdout or stderr, all of it.
+fn write<T: HasFastStdio>(
+    caller: &mut Caller<'_, T>,
+    fd: i32,
+    iovs: i32,
+    iovs_len: i32,
+    nwritten: i32,
+) -> wasmtime::Result<i32> {
+    let fuel = caller.as_context_mut().hostcall_fuel();
+    let memory = memory_of(caller)?;
+    let runner_fd = caller.data_mut().fast_stdio().runner_fd(fd);
+    let mut memory = GuestMemory::Unshared(memory.data_mut(&mut *caller));
+    let buffer = match first_non_empty::<Ciovec>(&memory, iovs, iovs_len, fuel) {
+        Ok(buffer) => buffer,
+        Err(error) => return errno_of::<()>(Err(error)),
     };
-    let data = memory.data_mut(&mut *caller);
+    let Some(runner_fd @ (1 | 2)) = runner_fd else { return Ok(Errno::Badf as i32) };
     let written = {
-        let view: &[u8] = data;
-        let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-        let mut count = 0;
-        for index in 0..iovs_len.max(0) {
-            match iovec(view, iovs, index) {
-                Some((_, 0)) => {}
-                Some((base, len)) if count < MAX_IOVECS => {
-                    slices[count] = IoSlice::new(&view[base..base + len]);
-                    count += 1;
-                }
-                Some(_) => break,
-                None => return errno::FAULT,
+        let mut bytes = match memory.as_slice(buffer) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => unreachable!("an unshared memory is always a slice"),
+            Err(error) => return guest_error(error),
+        };
+        let total = bytes.len();
+        while !bytes.is_empty() {
+            match retry(runner_fd, PollFlags::OUT, || rustix::io::write(stdio_fd(runner_fd), bytes)) {
+                Ok(n) => bytes = &bytes[n..],
+                Err(errno) => return Ok(errno),
             }
         }
-        if count == 0 {
-            0
-        } else {
-            match retry(runner_fd, PollFlags::OUT, || rustix::io::writev(stdio_fd(runner_fd), &slices[..count])) {
-                Ok(n) => n,
-                Err(errno) => return errno,
-            }
-        }
+        total
     };
-    if store_u32(data, nwritten, written) { errno::SUCCESS } else { errno::FAULT }
+    match memory.write(GuestPtr::<u32>::new(nwritten as u32), written as u32) {
+        Ok(()) => Ok(0),
+        Err(error) => guest_error(error),
+    }
 }
 
 fn stdio_fd(fd: i32) -> BorrowedFd<'static> {
     debug_assert!((0..3).contains(&fd));
-    // SAFETY: fds 0, 1 and 2 are open for the life of the runner (see `guest::wasi_context`).
+    // SAFETY: fds 0, 1 and 2 are open for the life of the runner (see `guest::wasi_context`),
+    // or until the guest closes them, after which no WASI fd leads here.
     unsafe { BorrowedFd::borrow_raw(fd) }
 }
 
 /// Runs a read or write, retrying on EINTR and waiting out EAGAIN (an inherited stdio fd may
-/// be non-blocking), and maps failures to preview1 errno values.
+/// be non-blocking), and maps failures to preview1 errno values as wasmtime-wasi does.
 fn retry(fd: i32, ready: PollFlags, mut io: impl FnMut() -> rustix::io::Result<usize>) -> Result<usize, i32> {
     loop {
         match io() {
@@ -215,9 +315,10 @@ fn retry(fd: i32, ready: PollFlags, mut io: impl FnMut() -> rustix::io::Result<u
             Err(rustix::io::Errno::AGAIN) => {
                 let _ = rustix::event::poll(&mut [PollFd::from_borrowed_fd(stdio_fd(fd), ready)], None);
             }
-            Err(rustix::io::Errno::PIPE) => return Err(errno::PIPE),
-            Err(rustix::io::Errno::BADF) => return Err(errno::BADF),
-            Err(_) => return Err(errno::IO),
+            Err(errno) => {
+                let error = std::io::Error::from_raw_os_error(errno.raw_os_error());
+                return Err(Errno::from(wasmtime_wasi::p2::bindings::filesystem::types::ErrorCode::from(&error)) as i32);
+            }
         }
     }
 }
