@@ -125,9 +125,9 @@ pub struct Sandbox {
 }
 
 impl Sandbox {
-    /// A sandbox for the `wasm32-wasip1` command module at `path`. The runner reads and compiles
-    /// it (untrusted input is never compiled in the parent). The guest's `argv[0]` is the file
-    /// name.
+    /// A sandbox for the `wasm32-wasip1` command module, or `wasm32-wasip2` command component,
+    /// at `path` (told apart by its header). The runner reads and compiles it (untrusted input is
+    /// never compiled in the parent). The guest's `argv[0]` is the file name.
     pub fn new(path: impl AsRef<Path>) -> Self {
         let path = path.as_ref();
         let program_name = path.file_name().unwrap_or(path.as_os_str()).to_string_lossy().into_owned();

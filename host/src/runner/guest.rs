@@ -345,6 +345,10 @@ pub(crate) fn wasi_context(
     builder.stdin(InputFile::new(stdin)).stdout(OutputFile::new(stdout)).stderr(OutputFile::new(stderr));
     builder.args(&config.argv);
     builder.envs(&config.env);
+    // No network: preview1 cannot create sockets, but WASI 0.2 can ask to. Refused here (these
+    // are wasmtime-wasi's defaults, stated so they cannot change under us), the guest gets
+    // `access-denied` instead of the seccomp filter killing the runner at `socket`.
+    builder.allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
     // File operations run on this thread instead of tokio's blocking pool: cheaper, and the
     // seccomp filter does not allow creating threads once the guest runs.
     builder.allow_blocking_current_thread(true);
