@@ -18,4 +18,5 @@ fn main() {
 }
 
 /// The guests built a second time, as components.
-const P2_GUESTS: &[&str] = &["args_env", "block_read", "echo", "exit_code", "grow_memory", "spin", "trap", "upper"];
+const P2_GUESTS: &[&str] =
+    &["args_env", "block_read", "cat", "echo", "exit_code", "grow_memory", "spin", "trap", "upper", "write_file"];

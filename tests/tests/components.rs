@@ -63,6 +63,39 @@ async fn args_and_env_reach_both_kinds() {
 }
 
 #[tokio::test]
+async fn granted_directories_are_the_same_for_both_kinds() {
+    let dir = temp_dir("dirs");
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    std::fs::write(dir.join("data/file.txt"), "granted contents\n").unwrap();
+    std::fs::write(dir.join("secret.txt"), "not granted\n").unwrap();
+    for (kind, cat, write_file) in
+        [("p1", guests::CAT, guests::WRITE_FILE), ("p2", guests::P2_CAT, guests::P2_WRITE_FILE)]
+    {
+        let (out, exit) = run_to_end(Sandbox::new(cat).dir(dir.join("data"), "/data").arg("/data/file.txt")).await;
+        assert_eq!(out, "granted contents\n", "{kind}");
+        assert!(exit.unwrap().success(), "{kind}");
+
+        // Outside the grant (by absolute path or through `..`), nothing is readable.
+        for path in ["/data/../secret.txt", "/secret.txt", dir.join("secret.txt").to_str().unwrap()] {
+            let sandbox = Sandbox::new(cat).dir(dir.join("data"), "/data").arg(path).capture_stderr(4096);
+            let (out, exit) = run_to_end(sandbox).await;
+            assert_eq!(out, "", "{kind}: {path}");
+            assert_eq!(exit.unwrap().code(), 1, "{kind}: {path}");
+        }
+
+        // `dir` is read-only, `dir_writable` is not.
+        let target = format!("/data/{kind}.txt");
+        let read_only = Sandbox::new(write_file).dir(dir.join("data"), "/data").arg(&target).capture_stderr(4096);
+        assert_eq!(run_to_end(read_only).await.1.unwrap().code(), 1, "{kind}: wrote to a read-only grant");
+        assert!(!dir.join(format!("data/{kind}.txt")).exists(), "{kind}");
+        let writable = Sandbox::new(write_file).dir_writable(dir.join("data"), "/data").arg(&target);
+        assert!(run_to_end(writable).await.1.unwrap().success(), "{kind}");
+        assert_eq!(std::fs::read_to_string(dir.join(format!("data/{kind}.txt"))).unwrap(), "written by write_file\n");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
 async fn exit_codes_follow_the_same_contract() {
     for (kind, path) in both(guests::EXIT_CODE, guests::P2_EXIT_CODE) {
         for code in [0, 1, 3] {
