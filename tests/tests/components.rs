@@ -238,6 +238,9 @@ async fn a_zygote_starts_components_from_its_preloaded_artifact() {
         drop(tx);
         assert_eq!(rx.read_line().await.unwrap().as_deref(), Some(&b"FROM A ZYGOTE\n"[..]), "round {round}");
         assert!(child.wait().await.unwrap().success(), "round {round}");
+        // The second round's artifact came from the cache, through the zygote's preload.
+        let cached = matches!(child.cache_outcome(), Some(CacheOutcome::AlreadyCached(_)));
+        assert_eq!(cached, round == 1, "round {round}: {:?}", child.cache_outcome());
     }
     std::fs::remove_dir_all(&cache).unwrap();
 }
@@ -251,6 +254,15 @@ async fn a_pool_of_component_workers_answers_calls() {
         assert_eq!(result.unwrap(), format!("REQUEST {i}\n").into_bytes());
     }
     pool.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_function_limit_counts_the_functions_inside_a_component() {
+    let bytes = std::fs::read(guests::P2_ECHO).unwrap();
+    let limits = wasmpipe::Limits::default().max_functions(10);
+    let result = Sandbox::from_bytes("echo.wasm", bytes).limits(limits).no_cache().spawn().unwrap().wait().await;
+    let Err(Error::InvalidModule(message)) = result else { panic!("{result:?}") };
+    assert!(message.contains("the component defines") && message.contains("limit of 10"), "{message}");
 }
 
 #[tokio::test]
