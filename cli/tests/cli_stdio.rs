@@ -278,3 +278,16 @@ fn a_c_guest_filters_wasmpipes_stdin_to_its_stdout_and_logs_to_its_stderr() {
     assert_eq!(output.stdout, b"ONE\nTWO\n\nLAST", "{}", describe(&output));
     assert_eq!(String::from_utf8_lossy(&output.stderr), "c-upper: 4 lines\n", "{}", describe(&output));
 }
+
+#[test]
+fn a_wasi_0_2_component_runs_with_the_same_stdio_args_and_exit_status() {
+    let scratch = scratch!();
+    // The `upper` guest built for wasm32-wasip2: a component, detected from its header.
+    let output = run_with_input(scratch.wasmpipe().args(["run", guests::P2_UPPER]), b"one\ntwo \xff\n");
+    assert_eq!(code(&output), 0, "{}", describe(&output));
+    assert_eq!(output.stdout, b"ONE\nTWO \xff\n", "{}", describe(&output));
+    // Rust's `std::process::exit(3)` is WASI 0.2's `exit(err)` in a component: status 1.
+    let output = scratch.wasmpipe().args(["run", guests::P2_EXIT_CODE, "--", "3"]).output().unwrap();
+    assert_eq!(code(&output), 1, "{}", describe(&output));
+    assert_eq!(output.stdout, b"exiting with 3\n", "{}", describe(&output));
+}

@@ -1,6 +1,7 @@
 //! Guest side of wasmpipe: buffered channels over a plugin's stdin and stdout.
 //!
-//! A wasmpipe guest is a `wasm32-wasip1` program that talks to its host through two pipes:
+//! A wasmpipe guest is a `wasm32-wasip1` program (or a `wasm32-wasip2` component) that talks to
+//! its host through two pipes:
 //! it reads requests from stdin with an [`Rx`] and writes replies to stdout with a [`Tx`].
 //! Both are buffered (64 KiB each) and cooperate so that a request/response loop can never
 //! deadlock: before an `Rx` blocks waiting for input, it flushes everything written by any
@@ -95,7 +96,9 @@ pub fn duplex() -> (Rx, Tx) {
 /// call [`Tx::flush`] first to handle it.
 ///
 /// On `wasm32-wasip1` this is the WASI `proc_exit` call. Hosts may reject codes outside
-/// `0..126` (plain Wasmtime treats them as a trap); wasmpipe reports any code as it is.
+/// `0..126` (plain Wasmtime treats them as a trap); wasmpipe reports any code as it is. On
+/// `wasm32-wasip2`, WASI 0.2's `exit` says only success or failure: any code but 0 ends the
+/// component with 1.
 ///
 /// # Examples
 ///

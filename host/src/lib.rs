@@ -81,7 +81,7 @@
 //! | Files, directories | WASI capabilities: nothing is preopened unless granted with [`Sandbox::dir`] (read-only) or [`Sandbox::dir_writable`]; no `..` or symlink escapes (cap-std); `/`, `/proc`, `/sys`, `/dev` and the cache are refused ([`Error::DirGrant`]) unless [`Sandbox::unsafe_allow_dangerous_dirs`]; the runner gets each checked directory as an fd the parent opened without following symlinks |
 //! | Host environment variables | the guest sees only variables set with [`Sandbox::env`]; the runner itself starts with an empty environment |
 //! | Other fds of the host | the runner holds only fds 0, 1, 2 and its control socket (fd 3, not visible to the guest) |
-//! | Network | wasm32-wasip1 has no socket creation; the seccomp filter forbids `socket` anyway |
+//! | Network | wasm32-wasip1 has no socket creation; a WASI 0.2 component's TCP, UDP and name lookups are refused by its WASI context before any system call; the seccomp filter forbids `socket` anyway |
 //! | Endless loops, blocking forever | wall-clock [`Limits::timeout`]: epoch interruption, runner watchdog, parent kill as backstop |
 //! | Memory exhaustion | [`Limits::memory`] caps the total of all linear memories, tables and the GC heap (default [`DEFAULT_MEMORY_LIMIT`]); `RLIMIT_DATA` backs it up for the whole runner process ([`Error::OutOfMemory`]) |
 //! | Compile bombs | [`Limits::compile_timeout`] (default [`DEFAULT_COMPILE_TIMEOUT`]), the `RLIMIT_DATA` backstop, [`Limits::max_module_size`] and [`Limits::max_functions`] |

@@ -46,6 +46,26 @@ pub(crate) enum ModuleSource {
     Preloaded { digest: [u8; 32] },
 }
 
+/// What kind of WebAssembly binary the guest is: the runner compiles, deserializes, links and runs
+/// the two differently, and the cache keeps their artifacts under different names.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub(crate) enum ModuleKind {
+    /// A core module: a WASI preview1 command (`wasm32-wasip1`), run through `_start`.
+    #[default]
+    Core,
+    /// A component: a WASI 0.2 command (`wasm32-wasip2`), run through `wasi:cli/run`.
+    Component,
+}
+
+impl ModuleKind {
+    /// The kind of `bytes`, from their 8-byte header alone (nothing is parsed or compiled): a
+    /// component's header says so; anything else is treated as a core module, whose compiler
+    /// reports what is wrong with it.
+    pub(crate) fn of(bytes: &[u8]) -> ModuleKind {
+        if wasmparser::Parser::is_component(bytes) { ModuleKind::Component } else { ModuleKind::Core }
+    }
+}
+
 /// Whether and how the runner returns what it compiled, for the parent to store in the cache.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub(crate) struct ReturnArtifact {
@@ -65,6 +85,11 @@ pub(crate) struct DirGrant {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct RunnerConfig {
     pub module: ModuleSource,
+    /// The kind of the module, as the parent read it from the module's bytes: how the runner
+    /// loads an artifact (`Compiled`, `Preloaded`), which carries no bytes of the module. A
+    /// runner given `Wasm` bytes reads the kind from them itself.
+    #[serde(default)]
+    pub kind: ModuleKind,
     /// The guest's `argv`, program name included.
     pub argv: Vec<String>,
     pub env: Vec<(String, String)>,
@@ -321,6 +346,7 @@ mod tests {
     fn config_round_trips_through_a_frame() {
         let config = RunnerConfig {
             module: ModuleSource::Wasm { len: 8 },
+            kind: ModuleKind::Component,
             argv: vec!["x.wasm".into(), "a".into()],
             env: vec![("K".into(), "V".into())],
             dirs: vec![],
@@ -335,6 +361,16 @@ mod tests {
         let back = read_config(&frame[..]).unwrap();
         assert_eq!(back.argv, config.argv);
         assert_eq!(back.env, config.env);
+        assert_eq!(back.kind, ModuleKind::Component);
+    }
+
+    #[test]
+    fn the_kind_is_read_from_the_header() {
+        let core = b"\0asm\x01\0\0\0";
+        let component = b"\0asm\x0d\0\x01\0";
+        assert_eq!(ModuleKind::of(core), ModuleKind::Core);
+        assert_eq!(ModuleKind::of(component), ModuleKind::Component);
+        assert_eq!(ModuleKind::of(b"not wasm"), ModuleKind::Core);
     }
 
     #[test]

@@ -13,7 +13,9 @@ use crate::limits::Limits;
 use crate::pipe::{self, AsyncReader, AsyncWriter, Duplex};
 use crate::probe::Probe;
 use crate::process::ChildProcess;
-use crate::protocol::{self, DirGrant, ModuleSource, PreloadHint, RUNNER_MARKER, ReturnArtifact, RunnerConfig};
+use crate::protocol::{
+    self, DirGrant, ModuleKind, ModuleSource, PreloadHint, RUNNER_MARKER, ReturnArtifact, RunnerConfig,
+};
 use crate::zygote::Zygote;
 use std::fs::File;
 use std::io::{self, Write};
@@ -123,9 +125,9 @@ pub struct Sandbox {
 }
 
 impl Sandbox {
-    /// A sandbox for the `wasm32-wasip1` command module at `path`. The runner reads and compiles
-    /// it (untrusted input is never compiled in the parent). The guest's `argv[0]` is the file
-    /// name.
+    /// A sandbox for the `wasm32-wasip1` command module, or `wasm32-wasip2` command component,
+    /// at `path` (told apart by its header). The runner reads and compiles it (untrusted input is
+    /// never compiled in the parent). The guest's `argv[0]` is the file name.
     pub fn new(path: impl AsRef<Path>) -> Self {
         let path = path.as_ref();
         let program_name = path.file_name().unwrap_or(path.as_os_str()).to_string_lossy().into_owned();
@@ -478,7 +480,8 @@ impl Sandbox {
                 Err(e) => (None, Some(format!("the cache is not used: {e}"))),
             },
         };
-        let mut module = LoadedModule { bytes, digest, cache, cache_problem, artifact: None };
+        let kind = ModuleKind::of(&bytes);
+        let mut module = LoadedModule { bytes, digest, kind, cache, cache_problem, artifact: None };
         if let Some(cache) = &module.cache {
             module.artifact = cache.load(&module.entry_name(&self.limits));
         }
@@ -610,6 +613,7 @@ impl Sandbox {
         };
         let config = RunnerConfig {
             module: source,
+            kind: module.kind,
             argv: std::iter::once(self.program_name.clone()).chain(self.args.iter().cloned()).collect(),
             env: self.env.clone(),
             dirs,
@@ -635,6 +639,8 @@ impl Sandbox {
 struct LoadedModule {
     bytes: Arc<[u8]>,
     digest: [u8; 32],
+    /// A core module or a component, from the bytes' header.
+    kind: ModuleKind,
     cache: Option<Arc<Cache>>,
     cache_problem: Option<String>,
     artifact: Option<Arc<[u8]>>,
@@ -642,7 +648,7 @@ struct LoadedModule {
 
 impl LoadedModule {
     fn entry_name(&self, limits: &Limits) -> EntryName {
-        EntryName::new(self.digest, limits.fuel_limit().is_some())
+        EntryName::new(self.digest, self.kind, limits.fuel_limit().is_some())
     }
 
     /// What the cache did for this spawn, as far as is known before the runner reports.

@@ -1,5 +1,6 @@
-//! Build-script support: compiles the guests workspace for `wasm32-wasip1`, and the C guests in
-//! `guests/c/` with clang and wasi-libc.
+//! Build-script support: compiles the guests workspace for `wasm32-wasip1`, some of its guests
+//! again for `wasm32-wasip2` (WASI 0.2 command components), and the C guests in `guests/c/`
+//! with clang and wasi-libc.
 //!
 //! Not a crate: build scripts include it with
 //! `#[path = "build-support/guests.rs"] mod guests;`, then typically
@@ -19,6 +20,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const TARGET: &str = "wasm32-wasip1";
+
+/// The target whose binaries are WASI 0.2 command components.
+const P2_TARGET: &str = "wasm32-wasip2";
 
 /// Variables a build script inherits that describe the *outer* build. Passed on, they would
 /// make the nested cargo compile for the wrong target, with the wrong flags or compiler, or
@@ -63,6 +67,25 @@ const OUTER_BUILD_PREFIXES: &[&str] = &["CARGO_FEATURE_", "CARGO_CFG_", "CARGO_P
 /// If the guests cannot be listed or built (with cargo's output in the message), or a
 /// built binary is missing.
 pub fn build_guests(guests_dir: &Path, out_dir: &Path) -> Vec<(String, PathBuf)> {
+    build_guests_for(guests_dir, out_dir, TARGET, None)
+}
+
+/// Builds the guests named in `names` (from the same sources as [`build_guests`]) for
+/// wasm32-wasip2, where each binary is a WASI 0.2 command component, and returns
+/// (`p2-<name>`, path) sorted by name: `echo` built this way is the guest `p2-echo`, constant
+/// `P2_ECHO`.
+///
+/// # Panics
+///
+/// As [`build_guests`], and if a name is not a guest.
+pub fn build_p2_guests(guests_dir: &Path, out_dir: &Path, names: &[&str]) -> Vec<(String, PathBuf)> {
+    build_guests_for(guests_dir, out_dir, P2_TARGET, Some(names))
+        .into_iter()
+        .map(|(name, wasm)| (format!("p2-{name}"), wasm))
+        .collect()
+}
+
+fn build_guests_for(guests_dir: &Path, out_dir: &Path, target: &str, only: Option<&[&str]>) -> Vec<(String, PathBuf)> {
     let guests_dir = fs::canonicalize(guests_dir)
         .unwrap_or_else(|e| panic!("cannot find the guests in {}: {e}", guests_dir.display()));
     let sdk_dir = guests_dir.with_file_name("guest-sdk");
@@ -76,15 +99,26 @@ pub fn build_guests(guests_dir: &Path, out_dir: &Path) -> Vec<(String, PathBuf)>
         println!("cargo:rerun-if-changed={}", watched.display());
     }
 
-    let names = guest_names(&guests_dir);
+    let mut names = guest_names(&guests_dir);
+    if let Some(only) = only {
+        for name in only {
+            assert!(names.iter().any(|n| n == name), "no guest named `{name}` in {}", guests_dir.display());
+        }
+        names.retain(|name| only.contains(&name.as_str()));
+    }
     let target_dir = absolute(out_dir).join("guests-target");
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(&cargo);
     command
-        .args(["build", "--release", "--target", TARGET, "--manifest-path"])
+        .args(["build", "--release", "--target", target, "--manifest-path"])
         .arg(guests_dir.join("Cargo.toml"))
         .arg("--target-dir")
         .arg(&target_dir);
+    if only.is_some() {
+        for name in &names {
+            command.args(["--bin", name]);
+        }
+    }
     for (key, _) in env::vars_os() {
         if is_outer_build_var(&key) {
             command.env_remove(key);
@@ -97,14 +131,14 @@ pub fn build_guests(guests_dir: &Path, out_dir: &Path) -> Vec<(String, PathBuf)>
     if !output.status.success() {
         panic!(
             "building the guests in {} failed ({})\n--- cargo stderr ---\n{}\n\
-             hint: is the {TARGET} target installed? run `rustup target add {TARGET}`",
+             hint: is the {target} target installed? run `rustup target add {target}`",
             guests_dir.display(),
             output.status,
             String::from_utf8_lossy(&output.stderr),
         );
     }
 
-    let release_dir = target_dir.join(TARGET).join("release");
+    let release_dir = target_dir.join(target).join("release");
     names
         .into_iter()
         .map(|name| {
@@ -193,7 +227,8 @@ pub fn write_path_constants(guests: &[(String, PathBuf)], out_dir: &Path) {
         let path = path.to_str().unwrap_or_else(|| panic!("guest path {} is not UTF-8", path.display()));
         let constant = name.to_uppercase().replace('-', "_");
         // `{:?}` of a `str` is a valid Rust string literal, escapes included.
-        writeln!(code, "/// Path of the `{name}` guest (`{TARGET}`).").unwrap();
+        let target = if name.starts_with("p2-") { P2_TARGET } else { TARGET };
+        writeln!(code, "/// Path of the `{name}` guest (`{target}`).").unwrap();
         writeln!(code, "pub const {constant}: &str = {path:?};").unwrap();
         writeln!(all, "    ({name:?}, {constant}),").unwrap();
     }

@@ -22,6 +22,7 @@
 pub(crate) mod key;
 mod trust;
 
+use crate::protocol::ModuleKind;
 use rustix::fd::OwnedFd;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -58,21 +59,30 @@ pub(crate) fn module_digest(bytes: &[u8]) -> [u8; 32] {
     *blake3::hash(bytes).as_bytes()
 }
 
-/// Names one entry: the module's digest and the engine configuration's compatibility hash.
+/// Names one entry: the module's digest, its kind and the engine configuration's compatibility
+/// hash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct EntryName {
     module: [u8; 32],
+    kind: ModuleKind,
     engine: u64,
 }
 
 impl EntryName {
-    /// The entry for `module` compiled by a runner engine with or without fuel.
-    pub(crate) fn new(module: [u8; 32], fuel: bool) -> Self {
-        Self { module, engine: engine_hash(fuel) }
+    /// The entry for `module`, of this kind, compiled by a runner engine with or without fuel.
+    pub(crate) fn new(module: [u8; 32], kind: ModuleKind, fuel: bool) -> Self {
+        Self { module, kind, engine: engine_hash(fuel) }
     }
 
+    /// The kind is part of the name (and so of the MAC): a component's artifact is never handed
+    /// to a runner as a core module's, nor the reverse. Core entries keep the name they had
+    /// before components existed, so existing caches stay valid.
     fn file_name(&self) -> String {
-        format!("{}-{:016x}.cwasm", hex(&self.module), self.engine)
+        let kind = match self.kind {
+            ModuleKind::Core => "",
+            ModuleKind::Component => "-component",
+        };
+        format!("{}-{:016x}{kind}.cwasm", hex(&self.module), self.engine)
     }
 }
 

@@ -45,7 +45,7 @@ impl Drop for Scratch {
 }
 
 fn name(byte: u8) -> EntryName {
-    EntryName { module: [byte; 32], engine: 7 }
+    EntryName { module: [byte; 32], kind: ModuleKind::Core, engine: 7 }
 }
 
 fn mode(path: &Path) -> u32 {
@@ -203,5 +203,24 @@ fn the_entry_name_changes_with_the_engines_proposal_set() {
     let without = wasmtime::Engine::new(&config).unwrap();
     assert!(wasmtime::Module::validate(&without, &module).is_err());
     assert_ne!(compatibility_hash(&runner), compatibility_hash(&without));
-    assert_eq!(EntryName::new([1; 32], false).engine, compatibility_hash(&runner));
+    assert_eq!(EntryName::new([1; 32], ModuleKind::Core, false).engine, compatibility_hash(&runner));
+}
+
+#[test]
+fn a_components_entry_is_never_loaded_as_a_core_modules_or_the_reverse() {
+    let scratch = Scratch::new("kinds");
+    let cache = scratch.open().unwrap();
+    let core = name(20);
+    let component = EntryName { kind: ModuleKind::Component, ..core };
+    assert_ne!(core.file_name(), component.file_name());
+    cache.store(&component, ARTIFACT);
+    memo().lock().unwrap().clear();
+    assert_eq!(cache.load(&core), None, "a component's artifact offered as a core module's");
+    assert_eq!(cache.load(&component).as_deref(), Some(ARTIFACT));
+
+    // Renamed on disk into the other kind's place, the entry fails its MAC, which covers the name.
+    let stored = scratch.entries().remove(0);
+    std::fs::rename(&stored, scratch.dir().join(core.file_name())).unwrap();
+    memo().lock().unwrap().clear();
+    assert_eq!(cache.load(&core), None, "a renamed component entry was accepted as a core module's");
 }

@@ -1,15 +1,17 @@
 //! Loading, linking and running the guest inside the runner.
 
+use super::component;
 use super::stdio::{self, FastStdio, HasFastStdio};
-use crate::protocol::{DirGrant, ModuleSource, ReturnArtifact, RunnerConfig, Verdict};
+use crate::protocol::{DirGrant, ModuleKind, ModuleSource, ReturnArtifact, RunnerConfig, Verdict};
 use std::fs::File;
 use std::os::fd::FromRawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+use wasmtime::component::Component;
 use wasmtime::{Config, Engine, Linker, Module, ResourceLimiter, Store, Trap, WasmBacktrace};
 use wasmtime_wasi::cli::{InputFile, OutputFile};
 use wasmtime_wasi::p1::{self, WasiP1Ctx};
-use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
+use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx, WasiCtxBuilder};
 
 /// The wasmtime engine every runner uses; see [`engine_config`].
 pub(crate) fn engine_for(fuel: bool) -> Result<Engine, String> {
@@ -68,7 +70,10 @@ fn enable_proposals(config: &mut Config) {
         // run` without `-S threads`): preview1 cannot start a thread to share one with, and
         // wasmtime's memory limiter does not see a shared memory's growth.
         .wasm_threads(true)
-        .shared_memory(false);
+        .shared_memory(false)
+        // WASI 0.2 command components (`wasm32-wasip2`); wasmtime's default once the crate has
+        // `component-model`, said here for the same reason as the rest.
+        .wasm_component_model(true);
     // The deferred reference-counting collector, chosen by name: `Collector::Auto` would move to
     // whatever wasmtime prefers next, changing every cache entry name with it. GC objects live in
     // a GC heap whose growth goes through the store's `ResourceLimiter`, so `--memory` counts
@@ -76,8 +81,54 @@ fn enable_proposals(config: &mut Config) {
     config.collector(wasmtime::Collector::DeferredReferenceCounting);
 }
 
-/// A module compiled and linked against WASI, not yet instantiated.
-pub(crate) struct Prepared {
+/// A core module or a component, compiled or deserialized, not yet linked.
+pub(crate) enum Loaded {
+    Core(Module),
+    Component(Component),
+}
+
+/// The guest's WASI context, of the flavour its kind links against.
+pub(crate) enum GuestWasi {
+    /// Preview1, for core modules.
+    P1(WasiP1Ctx),
+    /// WASI 0.2, for components.
+    P2(WasiCtx),
+}
+
+/// A guest compiled and linked against WASI, not yet instantiated.
+pub(crate) enum Prepared {
+    Core(CorePrepared),
+    Component(component::Prepared),
+}
+
+/// An instantiated guest about to run.
+pub(crate) enum Ready {
+    Core(CoreReady),
+    Component(component::Ready),
+}
+
+impl Prepared {
+    /// Instantiates the guest; one that cannot be is invalid.
+    pub(crate) fn instantiate(self) -> Result<Ready, Verdict> {
+        match self {
+            Prepared::Core(prepared) => prepared.instantiate().map(Ready::Core),
+            Prepared::Component(prepared) => prepared.instantiate().map(Ready::Component),
+        }
+    }
+}
+
+impl Ready {
+    /// Runs the guest (`_start`, or `wasi:cli/run`) and says how it ended.
+    pub(crate) fn run(self, fuel: Option<u64>) -> Verdict {
+        match self {
+            Ready::Core(ready) => ready.run(fuel),
+            Ready::Component(ready) => ready.run(fuel),
+        }
+    }
+}
+
+/// A core module compiled and linked against WASI, not yet instantiated.
+pub(crate) struct CorePrepared {
     module: Module,
     store: Store<GuestState>,
     linker: Linker<GuestState>,
@@ -104,7 +155,7 @@ impl HasFastStdio for GuestState {
 /// Caps the guest's memories and tables *together* at the configured limit, and records
 /// whether it ever had to say no, which is how a trap after a failed `memory.grow` is told apart
 /// from any other trap.
-struct GuestLimiter {
+pub(crate) struct GuestLimiter {
     limit: usize,
     /// Bytes of all memories and tables as granted so far.
     used: usize,
@@ -121,6 +172,11 @@ pub(crate) static PEAK_MEMORY: AtomicU64 = AtomicU64::new(0);
 pub(crate) static FUEL_CONSUMED: AtomicU64 = AtomicU64::new(u64::MAX);
 
 impl GuestLimiter {
+    /// A limiter that allows `limit` bytes in all.
+    pub(crate) fn new(limit: u64) -> Self {
+        GuestLimiter { limit: usize::try_from(limit).unwrap_or(usize::MAX), used: 0, denied: false }
+    }
+
     fn grow(&mut self, current: usize, desired: usize) -> bool {
         let used = self.used.saturating_sub(current).saturating_add(desired);
         let allowed = used <= self.limit;
@@ -151,9 +207,23 @@ pub(crate) fn start_compiler_threads() {
     rayon::broadcast(|_| ());
 }
 
-/// Parses and compiles the module, or loads its compiled artifact; under the seccomp filter.
-/// `Err` is the verdict to report.
-pub(crate) fn load(engine: &Engine, config: &RunnerConfig, bytes: Vec<u8>) -> Result<Module, Verdict> {
+/// Parses and compiles the module or component, or loads its compiled artifact; under the
+/// seccomp filter. `kind` is what the bytes are (see `ModuleKind`). `Err` is the verdict to
+/// report.
+pub(crate) fn load(
+    engine: &Engine,
+    config: &RunnerConfig,
+    kind: ModuleKind,
+    bytes: Vec<u8>,
+) -> Result<Loaded, Verdict> {
+    match kind {
+        ModuleKind::Core => load_core(engine, config, bytes).map(Loaded::Core),
+        ModuleKind::Component => component::load(engine, config, bytes).map(Loaded::Component),
+    }
+}
+
+/// [`load`] for a core module.
+fn load_core(engine: &Engine, config: &RunnerConfig, bytes: Vec<u8>) -> Result<Module, Verdict> {
     match &config.module {
         ModuleSource::Wasm { .. } => {
             check_function_count(&bytes, config.limits.max_functions_limit())?;
@@ -183,13 +253,13 @@ pub(crate) fn load(engine: &Engine, config: &RunnerConfig, bytes: Vec<u8>) -> Re
     }
 }
 
-fn invalid(error: &wasmtime::Error) -> Verdict {
+pub(crate) fn invalid(error: &wasmtime::Error) -> Verdict {
     Verdict::InvalidModule { message: format!("not a valid WebAssembly module: {error:#}") }
 }
 
 /// Refuses a module that defines more functions than `limit`, before compiling any: a million
 /// trivial functions are a few megabytes of module and minutes of compilation.
-fn check_function_count(bytes: &[u8], limit: u64) -> Result<(), Verdict> {
+pub(crate) fn check_function_count(bytes: &[u8], limit: u64) -> Result<(), Verdict> {
     for payload in wasmparser::Parser::new(0).parse_all(bytes) {
         // A malformed module is reported by the compiler, with its own message.
         let Ok(payload) = payload else { return Ok(()) };
@@ -206,22 +276,34 @@ fn check_function_count(bytes: &[u8], limit: u64) -> Result<(), Verdict> {
     Ok(())
 }
 
-/// Links the module against WASI and sets up its store. `Err` is the verdict to report.
+/// Links the guest against WASI and sets up its store. `Err` is the verdict to report.
 pub(crate) fn prepare(
+    engine: Engine,
+    loaded: Loaded,
+    config: &RunnerConfig,
+    wasi: GuestWasi,
+) -> Result<Prepared, Verdict> {
+    match (loaded, wasi) {
+        (Loaded::Core(module), GuestWasi::P1(wasi)) => prepare_core(engine, module, config, wasi).map(Prepared::Core),
+        (Loaded::Component(component), GuestWasi::P2(wasi)) => {
+            component::prepare(engine, component, config, wasi).map(Prepared::Component)
+        }
+        _ => Err(Verdict::Failed { message: "the WASI context does not match the guest's kind".into() }),
+    }
+}
+
+/// [`prepare`] for a core module.
+fn prepare_core(
     engine: Engine,
     module: Module,
     config: &RunnerConfig,
     wasi: WasiP1Ctx,
-) -> Result<Prepared, Verdict> {
+) -> Result<CorePrepared, Verdict> {
     let failed = |message| Verdict::Failed { message };
     let mut linker = Linker::new(&engine);
     p1::add_to_linker_sync(&mut linker, |state: &mut GuestState| &mut state.wasi)
         .map_err(|e| failed(format!("cannot link WASI: {e:#}")))?;
-    let limiter = GuestLimiter {
-        limit: usize::try_from(config.limits.memory_limit()).unwrap_or(usize::MAX),
-        used: 0,
-        denied: false,
-    };
+    let limiter = GuestLimiter::new(config.limits.memory_limit());
     let mut store = Store::new(&engine, GuestState { wasi, limiter, stdio: FastStdio::default() });
     store.limiter(|state| &mut state.limiter);
     // wasmtime-wasi turns `proc_exit` codes of 126 and above into an error (they collide with
@@ -243,15 +325,17 @@ pub(crate) fn prepare(
     if let Some(fuel) = config.limits.fuel_limit() {
         store.set_fuel(fuel).map_err(|e| failed(format!("cannot set fuel: {e:#}")))?;
     }
-    Ok(Prepared { module, store, linker, timeout: config.limits.timeout_limit() })
+    Ok(CorePrepared { module, store, linker, timeout: config.limits.timeout_limit() })
 }
 
 /// The guest's WASI view of the world: fds 0/1/2, its args, the env and dirs it was granted,
-/// and nothing else.
+/// and nothing else; preview1 for a core module, WASI 0.2 for a component, built from the same
+/// settings (the streams on fds 0–2 serve both).
 pub(crate) fn wasi_context(
     config: &RunnerConfig,
+    kind: ModuleKind,
     grant_fds: &[std::os::fd::BorrowedFd<'_>],
-) -> Result<WasiP1Ctx, String> {
+) -> Result<GuestWasi, String> {
     let mut builder = WasiCtxBuilder::new();
     // SAFETY: fds 0, 1 and 2 were set up by the parent for exactly this purpose and stay open for
     // the life of the process; nothing else in the runner reads or writes them.
@@ -261,6 +345,10 @@ pub(crate) fn wasi_context(
     builder.stdin(InputFile::new(stdin)).stdout(OutputFile::new(stdout)).stderr(OutputFile::new(stderr));
     builder.args(&config.argv);
     builder.envs(&config.env);
+    // No network: preview1 cannot create sockets, but WASI 0.2 can ask to. Refused here (these
+    // are wasmtime-wasi's defaults, stated so they cannot change under us), the guest gets
+    // `access-denied` instead of the seccomp filter killing the runner at `socket`.
+    builder.allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
     // File operations run on this thread instead of tokio's blocking pool: cheaper, and the
     // seccomp filter does not allow creating threads once the guest runs.
     builder.allow_blocking_current_thread(true);
@@ -279,15 +367,18 @@ pub(crate) fn wasi_context(
             .preopened_dir(&path, guest, perms)
             .map_err(|e| format!("cannot open directory {} for the guest: {e:#}", host.display()))?;
     }
-    Ok(builder.build_p1())
+    Ok(match kind {
+        ModuleKind::Core => GuestWasi::P1(builder.build_p1()),
+        ModuleKind::Component => GuestWasi::P2(builder.build()),
+    })
 }
 
-impl Prepared {
+impl CorePrepared {
     /// Instantiates the module and finds `_start`; a module that cannot be is invalid.
-    pub(crate) fn instantiate(mut self) -> Result<Ready, Verdict> {
+    pub(crate) fn instantiate(mut self) -> Result<CoreReady, Verdict> {
         let instance = match self.linker.instantiate(&mut self.store, &self.module) {
             Ok(instance) => instance,
-            Err(error) => return Err(classify(&self.store, error, Phase::Instantiate, self.timeout)),
+            Err(error) => return Err(classify(&self.store.data().limiter, error, Phase::Instantiate, self.timeout)),
         };
         let memory = instance.get_memory(&mut self.store, "memory");
         stdio::activate(&mut self.store, memory);
@@ -295,48 +386,55 @@ impl Prepared {
             instance.get_typed_func::<(), ()>(&mut self.store, "_start").map_err(|_| Verdict::InvalidModule {
                 message: "the module has no `_start` function (is it a WASI command module?)".into(),
             })?;
-        Ok(Ready { store: self.store, start, timeout: self.timeout })
+        Ok(CoreReady { store: self.store, start, timeout: self.timeout })
     }
 }
 
-/// An instantiated guest about to run.
-pub(crate) struct Ready {
+/// An instantiated core module about to run.
+pub(crate) struct CoreReady {
     store: Store<GuestState>,
     start: wasmtime::TypedFunc<(), ()>,
     timeout: Option<Duration>,
 }
 
-impl Ready {
+impl CoreReady {
     /// Runs `_start` and says how it ended.
     ///
     /// The store is deliberately never dropped: through wasmtime-wasi it owns `File`s for fds
     /// 0–2, which the guest may already have closed through `stdio`'s `fd_close` (closing twice aborts
     /// under Rust's I/O-safety checks), and the runner `_exit`s right after the verdict anyway.
     pub(crate) fn run(self, fuel: Option<u64>) -> Verdict {
-        let Ready { store, start, timeout } = Box::leak(Box::new(self));
+        let CoreReady { store, start, timeout } = Box::leak(Box::new(self));
         let ended = start.call(&mut *store, ());
         if let (Some(budget), Ok(left)) = (fuel, store.get_fuel()) {
             FUEL_CONSUMED.store(budget.saturating_sub(left), Ordering::Relaxed);
         }
         match ended {
             Ok(()) => Verdict::Exited { code: 0 },
-            Err(error) => classify(store, error, Phase::Run, *timeout),
+            Err(error) => classify(&store.data().limiter, error, Phase::Run, *timeout),
         }
     }
 }
 
+/// When an error happened: one while instantiating that is no trap means an invalid guest.
 #[derive(PartialEq)]
-enum Phase {
+pub(crate) enum Phase {
     Instantiate,
     Run,
 }
 
-fn classify(store: &Store<GuestState>, error: wasmtime::Error, phase: Phase, timeout: Option<Duration>) -> Verdict {
+/// The verdict for an error out of instantiating or running the guest, either kind.
+pub(crate) fn classify(
+    limiter: &GuestLimiter,
+    error: wasmtime::Error,
+    phase: Phase,
+    timeout: Option<Duration>,
+) -> Verdict {
     if let Some(exit) = error.downcast_ref::<I32Exit>() {
         return Verdict::Exited { code: exit.0 };
     }
-    if store.data().limiter.denied {
-        return Verdict::MemoryLimit { limit: store.data().limiter.limit as u64 };
+    if limiter.denied {
+        return Verdict::MemoryLimit { limit: limiter.limit as u64 };
     }
     let wasm_backtrace = error.downcast_ref::<WasmBacktrace>().map(|bt| bt.to_string());
     match error.downcast_ref::<Trap>() {

@@ -37,11 +37,14 @@
 //! 6. parse and compile, or deserialize (`guest::load`), sending a fresh artifact back;
 //! 7. forbid new executable mappings ([`harden::forbid_new_code`]);
 //! 8. link WASI (with the fast stdio path, [`stdio`], for fd_read/fd_write when no directory is granted),
-//!    instantiate (any `start` function runs here), run `_start` (`guest::Ready::run`);
+//!    instantiate (any `start` function runs here), run `_start` (`guest::Ready::run`); a WASI
+//!    0.2 component (the kind is read from the module's header in step 2) takes its own branch
+//!    from step 6 on ([`component`]): WASI 0.2 linked, `wasi:cli/run` called;
 //! 9. send the usage and the verdict on fd 3 ([`report_and_exit`]) and `_exit` with the status
 //!    of [`crate::status`]. A `SIGSYS` from the filter or a `SIGABRT` is reported by a signal
 //!    handler instead (`harden`), the timeout by the watchman.
 
+mod component;
 mod fork;
 mod guest;
 mod harden;
@@ -49,7 +52,7 @@ mod stdio;
 mod threads;
 mod zygote;
 
-use crate::protocol::{self, CONTROL_FD, ModuleSource, RUNNER_MARKER, Verdict, ZYGOTE_MARKER};
+use crate::protocol::{self, CONTROL_FD, ModuleKind, ModuleSource, RUNNER_MARKER, Verdict, ZYGOTE_MARKER};
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
@@ -172,6 +175,9 @@ fn run(mut control: File) -> Result<Verdict, String> {
     let bytes = receive_module(&mut control, &config.module)?;
     *CONTROL.lock().unwrap_or_else(|e| e.into_inner()) = Some(control);
     let compiling = matches!(config.module, ModuleSource::Wasm { .. });
+    // A core module or a component: read from the header of bytes to compile (nothing is
+    // parsed yet), else as the parent read it from the module that the artifact was made from.
+    let kind = if compiling { ModuleKind::of(&bytes) } else { config.kind };
     // SAFETY: getppid has no preconditions; asked now, since the filter does not allow it later.
     let parent = unsafe { libc::getppid() };
 
@@ -206,13 +212,13 @@ fn run(mut control: File) -> Result<Verdict, String> {
         guest::start_compiler_threads();
     }
     // Granted directories are opened now, inside the Landlock domain that allows exactly them.
-    let wasi = guest::wasi_context(&config, &grant_fds()).map_err(|message| Verdict::Failed { message });
+    let wasi = guest::wasi_context(&config, kind, &grant_fds()).map_err(|message| Verdict::Failed { message });
     forget_grant_fds();
     starting.wait();
     harden::apply_syscall_filter(&config).map_err(|e| format!("cannot harden the runner: {e}"))?;
 
     // Under the filter from here on: parse, compile or deserialize.
-    let module = match guest::load(&engine, &config, bytes) {
+    let module = match guest::load(&engine, &config, kind, bytes) {
         Ok(module) => module,
         Err(verdict) => return Ok(verdict),
     };
