@@ -17,7 +17,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
-/// Run untrusted WebAssembly (wasm32-wasip1) guests in sandboxed child processes.
+/// Run untrusted WebAssembly (WASI preview 1 modules and 0.2 components) in sandboxed child processes.
 #[derive(Debug, Parser)]
 #[command(name = "wasmpipe", version, about)]
 struct Cli {
@@ -27,7 +27,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run a wasm32-wasip1 command module in a sandbox, wired to this process's stdio.
+    /// Run a WASI command (a wasm32-wasip1 module or wasm32-wasip2 component) in a sandbox, wired
+    /// to this process's stdio.
     Run(run::RunArgs),
     /// Send each line of stdin to a pool of sandboxed workers; print their replies in input order.
     Map(map::MapArgs),

@@ -34,7 +34,7 @@ pub struct MapArgs {
     /// Longest reply line accepted, newline included (e.g. 64KiB).
     #[arg(long, value_name = "SIZE", value_parser = wasmpipe::parse_size, default_value = "1MiB")]
     max_line: u64,
-    /// A wasm32-wasip1 command module that answers each line of its stdin with one line.
+    /// A WASI command (wasm32-wasip1 module or wasm32-wasip2 component) answering each line with one.
     module: PathBuf,
     /// Arguments for every worker's guest (its argv[0] is the module's file name).
     #[arg(last = true, value_name = "GUEST_ARGS")]

@@ -17,7 +17,7 @@ pub struct RunArgs {
     /// (ms), peak memory (bytes), fuel consumed, and the Landlock ABI enforced.
     #[arg(long)]
     stats: bool,
-    /// A wasm32-wasip1 command module.
+    /// A WASI command: a wasm32-wasip1 module or a wasm32-wasip2 component.
     module: PathBuf,
     /// Arguments for the guest (its argv[0] is the module's file name).
     #[arg(last = true, value_name = "GUEST_ARGS")]
