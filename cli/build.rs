@@ -1,15 +1,20 @@
 //! Compiles the guests `wasmpipe demo` and `wasmpipe bench` embed (`guests/*.rs`: plain std, no
-//! dependencies) for wasm32-wasip1 with `rustc` alone, so the binary needs no files and the
+//! dependencies) for wasm32-wasip1 (and the bench's echo for wasm32-wasip2) with `rustc` alone, so the binary needs no files and the
 //! package builds from its own files.
 
 use std::fmt::Write;
 use std::path::PathBuf;
 use std::process::Command;
 
-/// The guests the CLI embeds.
-const EMBEDDED: &[&str] = &["simplex", "duplex", "echo"];
-
-const TARGET: &str = "wasm32-wasip1";
+/// The guests the CLI embeds: source name, target, and the constant that holds it.
+const EMBEDDED: &[(&str, &str, &str)] = &[
+    ("simplex", "wasm32-wasip1", "SIMPLEX"),
+    ("duplex", "wasm32-wasip1", "DUPLEX"),
+    ("echo", "wasm32-wasip1", "ECHO"),
+    // The bench compares a WASI 0.2 component (what rustc makes for wasm32-wasip2) with the
+    // preview 1 module of the same source.
+    ("echo", "wasm32-wasip2", "ECHO_P2"),
+];
 
 fn main() {
     // Start-up: `wasmpipe run` execs this binary twice (itself, then the runner). Packed
@@ -22,12 +27,12 @@ fn main() {
     let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").unwrap());
     let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
     let mut code = String::new();
-    for name in EMBEDDED {
+    for &(name, target, constant) in EMBEDDED {
         let source = manifest_dir.join("guests").join(format!("{name}.rs"));
         println!("cargo:rerun-if-changed={}", source.display());
-        let wasm = out_dir.join(format!("{name}.wasm"));
+        let wasm = out_dir.join(format!("{name}-{target}.wasm"));
         let status = Command::new(&rustc)
-            .args(["--edition", "2024", "--target", TARGET, "-C", "opt-level=3", "-C", "strip=debuginfo", "-o"])
+            .args(["--edition", "2024", "--target", target, "-C", "opt-level=3", "-C", "strip=debuginfo", "-o"])
             .arg(&wasm)
             .arg(&source)
             // The outer build's flags are for the host, not for the guest.
@@ -37,10 +42,10 @@ fn main() {
             .unwrap_or_else(|e| panic!("cannot run rustc to build the `{name}` guest: {e}"));
         assert!(
             status.success(),
-            "building the `{name}` guest for {TARGET} failed; is the target installed? (`rustup target add {TARGET}`)"
+            "building the `{name}` guest for {target} failed; is the target installed? (`rustup target add {target}`)"
         );
-        writeln!(code, "/// The `{name}` guest (`guests/{name}.rs`), compiled for {TARGET}.").unwrap();
-        writeln!(code, "pub const {}: &[u8] = include_bytes!({:?});", name.to_uppercase(), wasm).unwrap();
+        writeln!(code, "/// The `{name}` guest (`guests/{name}.rs`), compiled for {target}.").unwrap();
+        writeln!(code, "pub const {constant}: &[u8] = include_bytes!({wasm:?});").unwrap();
     }
     // The whole-process start-up row of `wasmpipe bench` compares `wasmpipe run simplex.wasm`
     // with an exec of the same program compiled natively.

@@ -28,11 +28,12 @@ pub(crate) async fn run_all(plan: &Plan) -> anyhow::Result<Results> {
     progress("whole-process start: `wasmpipe run` of a cached guest");
     let process_start = process_start(plan.cold_samples)?;
     progress("cold start: spawn -> first reply");
-    let (cold_start, cold_start_uncached, cold_start_zygote) = cold_start(&launcher, plan.cold_samples).await?;
+    let (cold_start, cold_start_uncached, cold_start_zygote, cold_start_p2) =
+        cold_start(&launcher, plan.cold_samples).await?;
     progress(&format!("ping-pong: {} round trips on one CPU", plan.round_trips));
     let round_trip = round_trip(&launcher, plan.runs, plan.round_trips).await?;
     progress(&format!("bulk: {} MiB of {BULK_LINE}-byte lines", plan.bulk_bytes >> 20));
-    let bulk = bulk(&launcher, plan.runs, plan.bulk_bytes).await?;
+    let (bulk, bulk_p2) = bulk(&launcher, plan.runs, plan.bulk_bytes).await?;
     progress(&format!("pool: {POOL_WORKERS} workers, {} MiB of {POOL_LARGE}-byte requests", plan.bulk_bytes >> 20));
     let pool_large = pool_throughput(&launcher, plan.runs, POOL_LARGE, plan.bulk_bytes / POOL_LARGE).await?;
     progress(&format!("pool: {POOL_WORKERS} workers, {} {POOL_SMALL}-byte requests", plan.pool_requests));
@@ -46,8 +47,10 @@ pub(crate) async fn run_all(plan: &Plan) -> anyhow::Result<Results> {
         cold_start,
         cold_start_uncached,
         cold_start_zygote,
+        cold_start_p2,
         round_trip,
         bulk,
+        bulk_p2,
         pool_large,
         pool_small,
         idle_memory,
@@ -103,17 +106,19 @@ fn process_start(samples: usize) -> anyhow::Result<Comparison> {
     result
 }
 
-/// Spawn to first reply, in ms: the sandbox from a warm cache, compiling, and forked by a
-/// zygote, and native.
-async fn cold_start(launcher: &Launcher, samples: usize) -> anyhow::Result<(Comparison, Stats, Stats)> {
-    let kinds = [Kind::Sandbox, Kind::SandboxUncached, Kind::SandboxZygote, Kind::Native];
+/// Spawn to first reply, in ms: the sandbox from a warm cache, compiling, forked by a zygote,
+/// and the WASI 0.2 component; and native.
+async fn cold_start(launcher: &Launcher, samples: usize) -> anyhow::Result<(Comparison, Stats, Stats, Stats)> {
+    let kinds = [Kind::Sandbox, Kind::SandboxUncached, Kind::SandboxZygote, Kind::SandboxP2, Kind::Native];
     // One discarded start of each kind: it fills the compiled-module cache for `Sandbox`, and
     // for all of them the page cache with the binary and whatever it loads.
     for kind in kinds {
         one_cold_start(launcher, kind).await?;
     }
-    let [sandbox, uncached, zygote, native] = alternate(kinds, samples, |kind| one_cold_start(launcher, kind)).await?;
-    Ok((Comparison { sandbox: Stats::of(sandbox), native: Stats::of(native) }, Stats::of(uncached), Stats::of(zygote)))
+    let [sandbox, uncached, zygote, component, native] =
+        alternate(kinds, samples, |kind| one_cold_start(launcher, kind)).await?;
+    let comparison = Comparison { sandbox: Stats::of(sandbox), native: Stats::of(native) };
+    Ok((comparison, Stats::of(uncached), Stats::of(zygote), Stats::of(component)))
 }
 
 async fn one_cold_start(launcher: &Launcher, kind: Kind) -> anyhow::Result<f64> {
@@ -150,8 +155,11 @@ async fn round_trip_run(launcher: &Launcher, kind: Kind, round_trips: u32) -> an
 }
 
 /// Bytes through the echo child per second, in MB/s (10^6 bytes), writer and reader concurrent.
-async fn bulk(launcher: &Launcher, runs: usize, total: usize) -> anyhow::Result<Comparison> {
-    compare(runs, |kind| bulk_run(launcher, kind, total)).await
+/// Also for the WASI 0.2 component.
+async fn bulk(launcher: &Launcher, runs: usize, total: usize) -> anyhow::Result<(Comparison, Stats)> {
+    let kinds = [Kind::Sandbox, Kind::SandboxP2, Kind::Native];
+    let [sandbox, component, native] = alternate(kinds, runs, |kind| bulk_run(launcher, kind, total)).await?;
+    Ok((Comparison { sandbox: Stats::of(sandbox), native: Stats::of(native) }, Stats::of(component)))
 }
 
 async fn bulk_run(launcher: &Launcher, kind: Kind, total: usize) -> anyhow::Result<f64> {

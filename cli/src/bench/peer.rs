@@ -15,6 +15,8 @@ pub(crate) enum Kind {
     SandboxUncached,
     /// The echo guest in a sandbox forked by a zygote, from the warm cache.
     SandboxZygote,
+    /// The echo guest built as a WASI 0.2 component, in a sandbox, from the warm cache.
+    SandboxP2,
     /// The echo guest's source compiled for the host: this binary's `native-echo` subcommand.
     Native,
 }
@@ -26,6 +28,8 @@ const THIS_BINARY: &str = "/proc/self/exe";
 /// Starts echo children; owns what they share (the module, a private cache directory).
 pub(crate) struct Launcher {
     module: Arc<[u8]>,
+    /// The same source as a WASI 0.2 component.
+    component: Arc<[u8]>,
     cache: TempDir,
     zygote: Zygote,
 }
@@ -35,6 +39,7 @@ impl Launcher {
         Ok(Self {
             // One copy for every spawn, instead of one per spawn.
             module: Arc::from(guests::ECHO),
+            component: Arc::from(guests::ECHO_P2),
             // A fresh cache: what the user's cache holds (or not) must not change the numbers.
             cache: TempDir::new()?,
             zygote: Zygote::start()?,
@@ -49,6 +54,12 @@ impl Launcher {
             Kind::Sandbox => {
                 Process::Sandbox(Box::new(self.sandbox().cache_dir(self.cache.path()).duplex(theirs).spawn()?))
             }
+            Kind::SandboxP2 => Process::Sandbox(Box::new(
+                Sandbox::from_bytes("echo.wasm", Arc::clone(&self.component))
+                    .cache_dir(self.cache.path())
+                    .duplex(theirs)
+                    .spawn()?,
+            )),
             Kind::SandboxUncached => Process::Sandbox(Box::new(self.sandbox().no_cache().duplex(theirs).spawn()?)),
             Kind::SandboxZygote => Process::Sandbox(Box::new(
                 self.sandbox().cache_dir(self.cache.path()).zygote(&self.zygote).duplex(theirs).spawn()?,

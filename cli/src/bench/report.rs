@@ -15,10 +15,14 @@ pub(crate) struct Results {
     pub cold_start_uncached: Stats,
     /// Spawn to first reply (ms), the runner forked by a zygote (cached module).
     pub cold_start_zygote: Stats,
+    /// Spawn to first reply (ms), the same guest as a WASI 0.2 component (cached).
+    pub cold_start_p2: Stats,
     /// One short line there and back (µs), on one CPU.
     pub round_trip: Comparison,
     /// Bulk throughput (MB/s).
     pub bulk: Comparison,
+    /// Bulk throughput (MB/s), the same guest as a WASI 0.2 component.
+    pub bulk_p2: Stats,
     /// A pool of 2 echo workers, 1 KiB requests (MB/s).
     pub pool_large: Comparison,
     /// A pool of 2 echo workers, 16-byte requests (thousands of requests/s).
@@ -46,8 +50,10 @@ pub(crate) fn table(results: &Results, plan: &Plan) -> String {
         row("cold start, spawn → first reply (ms)", cold),
         variant_row("  sandbox compiling at every start (ms)", results.cold_start_uncached, cold),
         variant_row("  sandbox forked by a zygote (ms)", results.cold_start_zygote, cold),
+        variant_row("  WASI 0.2 component (ms)", results.cold_start_p2, cold),
         row(&format!("ping-pong round trip, one CPU (µs), ×{}", plan.round_trips), &results.round_trip),
         row(&format!("bulk throughput, {} MiB (MB/s)", plan.bulk_bytes >> 20), &results.bulk),
+        variant_row("  WASI 0.2 component (MB/s)", results.bulk_p2, &results.bulk),
         row("pool of 2, 1 KiB echo requests (MB/s)", &results.pool_large),
         row(&format!("pool of 2, 16-byte requests (k/s), ×{}", plan.pool_requests), &results.pool_small),
         row("peak RSS of one idle child (MiB)", &results.idle_memory.peak),
@@ -105,11 +111,13 @@ pub(crate) fn json(results: &Results, plan: &Plan) -> Value {
     let mut cold_start = comparison_json(&results.cold_start, plan.cold_samples);
     add_variant(&mut cold_start, "uncached", &results.cold_start_uncached, &results.cold_start);
     add_variant(&mut cold_start, "zygote", &results.cold_start_zygote, &results.cold_start);
+    add_variant(&mut cold_start, "p2", &results.cold_start_p2, &results.cold_start);
 
     let mut roundtrip = comparison_json(&results.round_trip, plan.runs);
     roundtrip["round_trips"] = json!(plan.round_trips);
     let mut bulk = comparison_json(&results.bulk, plan.runs);
     bulk["bytes"] = json!(plan.bulk_bytes);
+    add_variant(&mut bulk, "p2", &results.bulk_p2, &results.bulk);
     let mut idle_rss = comparison_json(&results.idle_memory.peak, plan.runs);
     idle_rss["current"] = comparison_json(&results.idle_memory.current, plan.runs);
     let mut start64 = comparison_json(&results.start_many, plan.runs);
