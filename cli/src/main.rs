@@ -43,7 +43,25 @@ enum Command {
     NativeEcho,
 }
 
+/// `wasmpipe run ...` parsed with `run`'s own arguments only: building the whole command (every
+/// subcommand's arguments) is a noticeable part of starting a short guest. Anything this parse
+/// does not accept as is (help, a typo, another subcommand) goes through the full parser, which
+/// words every message.
+fn run_args_alone() -> Option<run::RunArgs> {
+    use clap::{Args, FromArgMatches};
+    let mut argv = std::env::args_os().skip(1);
+    if argv.next()? != "run" {
+        return None;
+    }
+    let command = run::RunArgs::augment_args(clap::Command::new("run").no_binary_name(true));
+    let matches = command.try_get_matches_from(argv).ok()?;
+    run::RunArgs::from_arg_matches(&matches).ok()
+}
+
 fn main() -> ExitCode {
+    if let Some(args) = run_args_alone() {
+        return run::main(args);
+    }
     let cli = Cli::parse();
     let result = match cli.command.unwrap_or(Command::Demo) {
         Command::Run(args) => return run::main(args),

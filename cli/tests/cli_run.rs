@@ -379,6 +379,31 @@ fn runs_use_the_cache_in_wasmpipe_cache_dir_and_no_cache_leaves_it_alone() {
     }
 }
 
+/// `wasmpipe run` forks its runner and names the cache entry with the hash of the engine that
+/// runner made; `wasmpipe compile` computes the hash itself. Both must name the same entry, with
+/// fuel and without, or every forked run would compile again and store a duplicate.
+#[test]
+fn a_forked_run_finds_the_entry_compile_stored_and_stores_one_per_engine() {
+    let scratch = scratch!();
+    let cache = scratch.path().join("cache");
+    let output = scratch.wasmpipe().args(["compile", guests::SIMPLEX]).output().unwrap();
+    assert_eq!(code(&output), 0, "{}", describe(&output));
+    let compiled = cache_entries(&cache);
+    assert_eq!(compiled.len(), 1, "{compiled:?}");
+
+    let output = scratch.wasmpipe().args(["run", guests::SIMPLEX]).output().unwrap();
+    assert_eq!(code(&output), 0, "{}", describe(&output));
+    assert_eq!(cache_entries(&cache), compiled, "the forked run did not find the compiled entry");
+
+    // With fuel, another engine: one more entry, found again by the next run.
+    for _ in 0..2 {
+        let output = scratch.wasmpipe().args(["run", "--fuel", "100000000", guests::SIMPLEX]).output().unwrap();
+        assert_eq!(code(&output), 0, "{}", describe(&output));
+        assert_eq!(output.stdout, b"hi from the child process\n", "{}", describe(&output));
+        assert_eq!(cache_entries(&cache).len(), 2, "{:?}", cache_entries(&cache));
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // --help
 

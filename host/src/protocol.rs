@@ -2,12 +2,16 @@
 //!
 //! The runner starts with the control socket as its fd 0. Parent → runner, once: one byte
 //! carrying the guest's stdin fd (`SCM_RIGHTS`, see [`send_fds`]), then a length-prefixed JSON
-//! [`RunnerConfig`], followed by the module bytes when they were given in memory. The runner then
-//! moves the socket to fd 3 and the guest's stdin to fd 0. The parent then keeps its end open and silent: it is the
-//! runner's lifeline, whose EOF means the parent died.
+//! [`RunnerConfig`] (everything but the module: the runner hardens itself with it while the
+//! parent looks the module up in the cache), then a length-prefixed JSON [`ModuleHeader`]
+//! followed by the module's bytes or compiled artifact. The runner moves the socket to fd 3 and
+//! the guest's stdin to fd 0. The parent then keeps its end open and silent: it is the runner's
+//! lifeline, whose EOF means the parent died.
 //!
-//! Runner → parent, once, at the end: one JSON [`Verdict`]. Keeping the verdict on its own
-//! channel means a guest can never forge one by writing to its stderr.
+//! Runner → parent: frames (see [`frame_header`]): the engine hash when asked for it, first;
+//! "hardened"; a compiled artifact for the cache; the usage; and last, one JSON [`Verdict`].
+//! Keeping the verdict on its own channel means a guest can never forge one by writing to its
+//! stderr.
 
 use crate::limits::Limits;
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -81,22 +85,35 @@ pub(crate) struct DirGrant {
     pub writable: bool,
 }
 
-/// Everything the runner needs to know, sent by the parent right after spawning it.
+/// Which module the runner gets and how: sent after the [`RunnerConfig`], once the parent has
+/// looked the module up in the cache, and followed by the bytes `source` announces.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct RunnerConfig {
-    pub module: ModuleSource,
+pub(crate) struct ModuleHeader {
+    pub source: ModuleSource,
     /// The kind of the module, as the parent read it from the module's bytes: how the runner
     /// loads an artifact (`Compiled`, `Preloaded`), which carries no bytes of the module. A
     /// runner given `Wasm` bytes reads the kind from them itself.
-    #[serde(default)]
     pub kind: ModuleKind,
+    /// Send the compiled artifact back (a [`FRAME_ARTIFACT`] frame) after compiling `Wasm` bytes.
+    pub return_artifact: Option<ReturnArtifact>,
+}
+
+/// Everything the runner needs to know but its module, sent by the parent right after starting
+/// it: the runner hardens itself with it while the parent is still looking the module up.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct RunnerConfig {
+    /// Send back the compatibility hash of the engine this runner made, before hardening
+    /// ([`FRAME_ENGINE_HASH`]): the parent names the cache entry with it instead of making an
+    /// engine of its own. Only runners forked from the parent are asked: they are copies of the
+    /// parent, and nothing but its code has run in them yet, so the hash is the one the parent
+    /// would compute.
+    #[serde(default)]
+    pub send_engine_hash: bool,
     /// The guest's `argv`, program name included.
     pub argv: Vec<String>,
     pub env: Vec<(String, String)>,
     pub dirs: Vec<DirGrant>,
     pub limits: Limits,
-    /// Send the compiled artifact back (a [`FRAME_ARTIFACT`] frame) after compiling `Wasm` bytes.
-    pub return_artifact: Option<ReturnArtifact>,
     /// Only compile the module, then exit 0; nothing runs.
     pub compile_only: bool,
     /// Grant directories even on a kernel without Landlock, where native code in the runner
@@ -267,13 +284,15 @@ pub(crate) fn receive_fds(socket: impl AsFd) -> io::Result<(Vec<OwnedFd>, Vec<u8
     Ok((fds, payload))
 }
 
-pub(crate) fn write_config(mut out: impl Write, config: &RunnerConfig) -> io::Result<()> {
-    let json = serde_json::to_vec(config)?;
+/// Writes one length-prefixed JSON message (a [`RunnerConfig`] or a [`ModuleHeader`]).
+pub(crate) fn write_message(mut out: impl Write, message: &impl Serialize) -> io::Result<()> {
+    let json = serde_json::to_vec(message)?;
     out.write_all(&(json.len() as u32).to_le_bytes())?;
     out.write_all(&json)
 }
 
-pub(crate) fn read_config(mut input: impl Read) -> io::Result<RunnerConfig> {
+/// Reads one message written by [`write_message`].
+pub(crate) fn read_message<T: serde::de::DeserializeOwned>(mut input: impl Read) -> io::Result<T> {
     let mut len = [0; 4];
     input.read_exact(&mut len)?;
     let len = u32::from_le_bytes(len);
@@ -295,6 +314,9 @@ pub(crate) const FRAME_VERDICT: u8 = 2;
 pub(crate) const FRAME_HARDENED: u8 = 3;
 /// The tag of the frame with the runner's [`RunnerUsage`], sent just before the verdict.
 pub(crate) const FRAME_USAGE: u8 = 4;
+/// The tag of the frame a runner sends first when asked ([`RunnerConfig::send_engine_hash`]):
+/// its engine's compatibility hash, a `u64` little-endian.
+pub(crate) const FRAME_ENGINE_HASH: u8 = 5;
 /// The length of a frame header.
 pub(crate) const FRAME_HEADER_LEN: usize = 5;
 /// The parent reads at most this much of a verdict: a compromised runner cannot make the parent
@@ -343,25 +365,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn config_round_trips_through_a_frame() {
+    fn config_and_module_header_round_trip_through_frames() {
         let config = RunnerConfig {
-            module: ModuleSource::Wasm { len: 8 },
-            kind: ModuleKind::Component,
+            send_engine_hash: true,
             argv: vec!["x.wasm".into(), "a".into()],
             env: vec![("K".into(), "V".into())],
             dirs: vec![],
             limits: Limits::default(),
-            return_artifact: None,
             compile_only: false,
             allow_unconfined_dirs: false,
             probes: Vec::new(),
         };
-        let mut frame = Vec::new();
-        write_config(&mut frame, &config).unwrap();
-        let back = read_config(&frame[..]).unwrap();
+        let header = ModuleHeader {
+            source: ModuleSource::Compiled { len: 8 },
+            kind: ModuleKind::Component,
+            return_artifact: Some(ReturnArtifact { max_len: 9 }),
+        };
+        let mut frames = Vec::new();
+        write_message(&mut frames, &config).unwrap();
+        write_message(&mut frames, &header).unwrap();
+        let mut input = &frames[..];
+        let back: RunnerConfig = read_message(&mut input).unwrap();
         assert_eq!(back.argv, config.argv);
         assert_eq!(back.env, config.env);
+        assert!(back.send_engine_hash);
+        let back: ModuleHeader = read_message(&mut input).unwrap();
         assert_eq!(back.kind, ModuleKind::Component);
+        assert!(matches!(back.source, ModuleSource::Compiled { len: 8 }));
+        assert_eq!(back.return_artifact.map(|r| r.max_len), Some(9));
+        assert!(input.is_empty());
     }
 
     #[test]

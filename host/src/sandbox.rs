@@ -14,7 +14,7 @@ use crate::pipe::{self, AsyncReader, AsyncWriter, Duplex};
 use crate::probe::Probe;
 use crate::process::ChildProcess;
 use crate::protocol::{
-    self, DirGrant, ModuleKind, ModuleSource, PreloadHint, RUNNER_MARKER, ReturnArtifact, RunnerConfig,
+    self, DirGrant, ModuleHeader, ModuleKind, ModuleSource, PreloadHint, RUNNER_MARKER, ReturnArtifact, RunnerConfig,
 };
 use crate::zygote::Zygote;
 use std::fs::File;
@@ -364,6 +364,7 @@ impl Sandbox {
             other => (other, None),
         };
         let started = Instant::now();
+        let config = || self.runner_config(dirs.clone());
         let (process, module, preloaded) = match &self.zygote {
             Some(zygote) => {
                 let module = self.load_module(cache_dir.as_deref())?;
@@ -376,6 +377,9 @@ impl Sandbox {
                 let artifact = || module.artifact.clone();
                 let (process, preloaded) =
                     zygote.fork([child_control.into(), stdin, stdout, stderr], grant_fds, hint.as_ref(), artifact)?;
+                if let Err(error) = send_config(&parent_control, &config()) {
+                    return Err(kill_and_fail(process, error));
+                }
                 (process, module, preloaded)
             }
             None if self.prefer_fork && crate::runner::fork_is_safe() => {
@@ -383,15 +387,27 @@ impl Sandbox {
                 let [stdout, stderr] = stdio;
                 let fds = [child_control.into(), stdin, stdout, stderr].into_iter().chain(grant_fds).collect();
                 let process = ChildProcess::from_pid(crate::runner::fork_runner(fds).map_err(spawn_error)?);
-                // Only now: the fork needed this process to have one thread.
-                if cache_dir.is_some() {
-                    crate::cache::prepare_engine_hash(self.limits.fuel_limit().is_some());
+                // The runner hardens itself with its config while this process reads the module
+                // and looks it up in the cache. The entry's name needs the compatibility hash of
+                // the runner's engine: the runner, a copy of this process, sends the hash of the
+                // engine it made, so this process makes none.
+                let fuel = self.limits.fuel_limit().is_some();
+                let wants_hash = cache_dir.is_some() && !crate::cache::engine_hash_known(fuel);
+                let config = RunnerConfig { send_engine_hash: wants_hash, ..config() };
+                if let Err(error) = send_config(&parent_control, &config) {
+                    return Err(kill_and_fail(process, error));
                 }
-                // Read (and look up in the cache) while the runner sets itself up.
-                match self.load_module(cache_dir.as_deref()) {
-                    Ok(module) => (process, module, false),
+                let read = match self.read_module() {
+                    Ok(read) => read,
                     Err(error) => return Err(kill_and_fail(process, error)),
+                };
+                if wants_hash {
+                    match receive_engine_hash(&parent_control) {
+                        Ok(hash) => crate::cache::set_engine_hash(fuel, hash),
+                        Err(error) => return Err(kill_and_fail(process, error)),
+                    }
                 }
+                (process, self.look_up(read, cache_dir.as_deref()), false)
             }
             None => {
                 if cache_dir.is_some() {
@@ -401,8 +417,9 @@ impl Sandbox {
                 // The runner's stdin was the control socket; the guest's stdin follows over it.
                 // The granted directories, opened here, ride along.
                 let fds: Vec<_> = std::iter::once(stdin.as_fd()).chain(grant_fds.iter().map(AsFd::as_fd)).collect();
-                if let Err(error) = protocol::send_fds(&parent_control, &fds, &[]) {
-                    return Err(kill_and_fail(process, spawn_error(error)));
+                let sent = protocol::send_fds(&parent_control, &fds, &[]).map_err(spawn_error);
+                if let Err(error) = sent.and_then(|()| send_config(&parent_control, &config())) {
+                    return Err(kill_and_fail(process, error));
                 }
                 // Read (and look up in the cache) while the runner execs.
                 match self.load_module(cache_dir.as_deref()) {
@@ -411,7 +428,7 @@ impl Sandbox {
                 }
             }
         };
-        if let Err(error) = self.send_config(&parent_control, &module, dirs, preloaded) {
+        if let Err(error) = send_module(&parent_control, &module, preloaded) {
             return Err(kill_and_fail(process, error));
         }
         let deadline = self.limits.timeout_limit().map(|limit| (started, limit));
@@ -452,6 +469,11 @@ impl Sandbox {
 
     /// The module's bytes and digest, and its compiled artifact when the cache has it.
     fn load_module(&self, cache_dir: Option<&Path>) -> Result<LoadedModule> {
+        Ok(self.look_up(self.read_module()?, cache_dir))
+    }
+
+    /// The module's bytes (read from its file, or as given) and digest.
+    fn read_module(&self) -> Result<(Arc<[u8]>, [u8; 32])> {
         let max = self.limits.max_module_size_limit();
         let too_large =
             |len: u64| Error::InvalidModule(format!("the module is {len} bytes, more than the limit of {max} bytes"));
@@ -473,6 +495,11 @@ impl Sandbox {
         if bytes.len() as u64 > max {
             return Err(too_large(bytes.len() as u64));
         }
+        Ok((bytes, digest))
+    }
+
+    /// The module with its compiled artifact, when the cache in `cache_dir` has a verified one.
+    fn look_up(&self, (bytes, digest): (Arc<[u8]>, [u8; 32]), cache_dir: Option<&Path>) -> LoadedModule {
         let (cache, cache_problem) = match cache_dir {
             None => (None, Some("the cache is disabled".to_string())),
             Some(dir) => match Cache::shared(dir, self.cache_max_bytes) {
@@ -485,7 +512,7 @@ impl Sandbox {
         if let Some(cache) = &module.cache {
             module.artifact = cache.load(&module.entry_name(&self.limits));
         }
-        Ok(module)
+        module
     }
 
     /// Starts a runner by exec'ing this binary (`posix_spawn`: no pre_exec hook, so std may use
@@ -592,45 +619,69 @@ impl Sandbox {
         }
     }
 
-    /// Sends the config and the module (or its verified artifact) on the still-blocking control
-    /// socket; the runner reads it concurrently, so this returns as soon as the last byte is in
-    /// flight.
-    fn send_config(
-        &self,
-        mut control: &UnixStream,
-        module: &LoadedModule,
-        dirs: Vec<DirGrant>,
-        preloaded: bool,
-    ) -> Result<()> {
-        let (source, payload): (ModuleSource, &[u8]) = match &module.artifact {
-            _ if preloaded => (ModuleSource::Preloaded { digest: module.digest }, &[]),
-            Some(artifact) => (ModuleSource::Compiled { len: artifact.len() as u64 }, artifact),
-            None => (ModuleSource::Wasm { len: module.bytes.len() as u64 }, &module.bytes),
-        };
-        let return_artifact = match (&module.cache, &module.artifact) {
-            (Some(cache), None) => Some(ReturnArtifact { max_len: control::artifact_cap(module.bytes.len(), cache) }),
-            _ => None,
-        };
-        let config = RunnerConfig {
-            module: source,
-            kind: module.kind,
+    /// What the runner is told before it gets its module.
+    fn runner_config(&self, dirs: Vec<DirGrant>) -> RunnerConfig {
+        RunnerConfig {
+            send_engine_hash: false,
             argv: std::iter::once(self.program_name.clone()).chain(self.args.iter().cloned()).collect(),
             env: self.env.clone(),
             dirs,
             limits: self.limits,
-            return_artifact,
             compile_only: self.compile_only,
             allow_unconfined_dirs: self.allow_dangerous_dirs,
             probes: self.probes.clone(),
-        };
-        // Room for the whole payload in the socket, so this returns at once instead of waiting
-        // for the runner to exec and read (best effort: the kernel caps it at `wmem_max`).
-        if payload.len() > SMALL_PAYLOAD {
-            let _ = rustix::net::sockopt::set_socket_send_buffer_size(control, payload.len() + SMALL_PAYLOAD);
         }
-        let sent = protocol::write_config(&mut control, &config).and_then(|()| control.write_all(payload));
-        // A runner that died before reading its config says why in its exit status; wait() tells.
-        sent.or_else(|e| if e.kind() == io::ErrorKind::BrokenPipe { Ok(()) } else { Err(spawn_error(e)) })
+    }
+}
+
+/// Sends the runner its config on the still-blocking control socket.
+fn send_config(mut control: &UnixStream, config: &RunnerConfig) -> Result<()> {
+    let sent = protocol::write_message(&mut control, config);
+    // A runner that died before reading its config says why in its exit status; wait() tells.
+    sent.or_else(|e| if e.kind() == io::ErrorKind::BrokenPipe { Ok(()) } else { Err(spawn_error(e)) })
+}
+
+/// Sends the module's header and the module (or its verified artifact) on the still-blocking
+/// control socket; the runner reads it concurrently, so this returns as soon as the last byte is
+/// in flight.
+fn send_module(mut control: &UnixStream, module: &LoadedModule, preloaded: bool) -> Result<()> {
+    let (source, payload): (ModuleSource, &[u8]) = match &module.artifact {
+        _ if preloaded => (ModuleSource::Preloaded { digest: module.digest }, &[]),
+        Some(artifact) => (ModuleSource::Compiled { len: artifact.len() as u64 }, artifact),
+        None => (ModuleSource::Wasm { len: module.bytes.len() as u64 }, &module.bytes),
+    };
+    let return_artifact = match (&module.cache, &module.artifact) {
+        (Some(cache), None) => Some(ReturnArtifact { max_len: control::artifact_cap(module.bytes.len(), cache) }),
+        _ => None,
+    };
+    let header = ModuleHeader { source, kind: module.kind, return_artifact };
+    // Room for the whole payload in the socket, so this returns at once instead of waiting
+    // for the runner to exec and read (best effort: the kernel caps it at `wmem_max`).
+    if payload.len() > SMALL_PAYLOAD {
+        let _ = rustix::net::sockopt::set_socket_send_buffer_size(control, payload.len() + SMALL_PAYLOAD);
+    }
+    let sent = protocol::write_message(&mut control, &header).and_then(|()| control.write_all(payload));
+    // A runner that died before reading its module says why in its exit status; wait() tells.
+    sent.or_else(|e| if e.kind() == io::ErrorKind::BrokenPipe { Ok(()) } else { Err(spawn_error(e)) })
+}
+
+/// How long a forked runner may take to send its engine's hash: it makes one engine (a fraction
+/// of a millisecond), so only a runner that is stuck takes this long.
+const ENGINE_HASH_WAIT: Duration = Duration::from_secs(10);
+
+/// Reads the engine hash a forked runner was asked for ([`RunnerConfig::send_engine_hash`]).
+fn receive_engine_hash(control: &UnixStream) -> Result<u64> {
+    let mut frame = [0u8; protocol::FRAME_HEADER_LEN + 8];
+    let read = control
+        .set_read_timeout(Some(ENGINE_HASH_WAIT))
+        .and_then(|()| io::Read::read_exact(&mut &*control, &mut frame))
+        .and_then(|()| control.set_read_timeout(None));
+    match read {
+        Ok(()) if frame[..protocol::FRAME_HEADER_LEN] == protocol::frame_header(protocol::FRAME_ENGINE_HASH, 8) => {
+            Ok(u64::from_le_bytes(frame[protocol::FRAME_HEADER_LEN..].try_into().expect("eight bytes")))
+        }
+        Ok(()) => Err(Error::Spawn("the runner sent something other than its engine's hash".into())),
+        Err(e) => Err(Error::Spawn(format!("the runner did not start: {e}"))),
     }
 }
 

@@ -92,6 +92,17 @@ fn engine_hash(fuel: bool) -> u64 {
     *ENGINE_HASHES[usize::from(fuel)].get_or_init(|| compute_engine_hash(fuel))
 }
 
+/// Whether this process knows the engine hash for this configuration already.
+pub(crate) fn engine_hash_known(fuel: bool) -> bool {
+    ENGINE_HASHES[usize::from(fuel)].get().is_some()
+}
+
+/// Records the engine hash for this configuration, as a runner forked from this process (so
+/// with this binary and configuration) computed it.
+pub(crate) fn set_engine_hash(fuel: bool, hash: u64) {
+    let _ = ENGINE_HASHES[usize::from(fuel)].set(hash);
+}
+
 /// One hash per configuration actually used, computed once per process.
 static ENGINE_HASHES: [OnceLock<u64>; 2] = [OnceLock::new(), OnceLock::new()];
 
@@ -119,7 +130,7 @@ pub(crate) fn prepare_engine_hash(fuel: bool) {
 /// wasmtime's compatibility hash of `engine`: its target, compiler flags, tunables (the GC
 /// collector among them) and enabled wasm features, so an artifact compiled with another
 /// proposal set gets another name.
-fn compatibility_hash(engine: &wasmtime::Engine) -> u64 {
+pub(crate) fn compatibility_hash(engine: &wasmtime::Engine) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     engine.precompile_compatibility_hash().hash(&mut hasher);
@@ -217,12 +228,21 @@ impl Cache {
         }
         let file_name = name.file_name();
         let (file, stat) = trust::open_private_file(&self.dir, &self.path, &file_name).ok()?;
-        if u64::try_from(stat.st_size).ok()? > self.max_bytes {
+        let len = u64::try_from(stat.st_size).ok()?;
+        if len > self.max_bytes {
             return None;
         }
-        let mut contents = Vec::with_capacity(stat.st_size as usize);
-        std::fs::File::from(file).take(self.max_bytes).read_to_end(&mut contents).ok()?;
-        let artifact = self.verified(name, &contents)?;
+        let artifact_len = usize::try_from(len).ok()?.checked_sub(HEADER_LEN)?;
+        let mut file = std::fs::File::from(file);
+        let mut header = [0u8; HEADER_LEN];
+        file.read_exact(&mut header).ok()?;
+        // Read straight into the shared buffer the runner is sent from: no second copy.
+        // SAFETY: zeroed bytes are valid `u8`s.
+        let mut artifact: Arc<[u8]> = unsafe { Arc::<[u8]>::new_zeroed_slice(artifact_len).assume_init() };
+        file.read_exact(Arc::get_mut(&mut artifact).expect("not shared yet")).ok()?;
+        if !self.verified(name, &header, &artifact) {
+            return None;
+        }
         // Mark it recently used for eviction (entries are ours, so this is allowed).
         let _ = rustix::fs::utimensat(
             &self.dir,
@@ -230,7 +250,6 @@ impl Cache {
             &rustix::fs::Timestamps { last_access: now(), last_modification: now() },
             rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
         );
-        let artifact: Arc<[u8]> = artifact.into();
         memo_put(&self.path, *name, artifact.clone());
         Some(artifact)
     }
@@ -241,12 +260,11 @@ impl Cache {
         mac.finalize()
     }
 
-    fn verified<'a>(&self, name: &EntryName, contents: &'a [u8]) -> Option<&'a [u8]> {
-        let header = contents.get(..HEADER_LEN)?;
-        let artifact = &contents[HEADER_LEN..];
+    /// Whether `header` holds the magic and the MAC of `artifact` under `name`.
+    fn verified(&self, name: &EntryName, header: &[u8; HEADER_LEN], artifact: &[u8]) -> bool {
         // `blake3::Hash` compares in constant time.
-        let claimed = blake3::Hash::from_bytes(header[MAGIC.len()..].try_into().ok()?);
-        (header[..MAGIC.len()] == MAGIC[..] && claimed == self.mac(name, artifact)).then_some(artifact)
+        let claimed = blake3::Hash::from_bytes(header[MAGIC.len()..].try_into().expect("32 bytes"));
+        header[..MAGIC.len()] == MAGIC[..] && claimed == self.mac(name, artifact)
     }
 
     /// Stores `artifact` under `name`, then evicts the least recently used entries beyond the

@@ -7,7 +7,7 @@
 //! `WasiCtxBuilder`, see `guest::wasi_context`), and the verdicts (`guest::classify`).
 
 use super::guest::{self, GuestLimiter, Phase};
-use crate::protocol::{ModuleSource, ReturnArtifact, RunnerConfig, Verdict};
+use crate::protocol::{ModuleHeader, ModuleSource, ReturnArtifact, RunnerConfig, Verdict};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 use wasmtime::component::{Component, Linker, ResourceTable};
@@ -17,11 +17,16 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 /// Parses and compiles the component, or loads its compiled artifact; under the seccomp filter.
 /// `Err` is the verdict to report.
-pub(crate) fn load(engine: &Engine, config: &RunnerConfig, bytes: Vec<u8>) -> Result<Component, Verdict> {
-    match &config.module {
+pub(crate) fn load(
+    engine: &Engine,
+    config: &RunnerConfig,
+    module: &ModuleHeader,
+    bytes: Vec<u8>,
+) -> Result<Component, Verdict> {
+    match &module.source {
         ModuleSource::Wasm { .. } => {
             check_function_count(&bytes, config.limits.max_functions_limit())?;
-            let Some(ReturnArtifact { max_len }) = config.return_artifact else {
+            let Some(ReturnArtifact { max_len }) = module.return_artifact else {
                 return Component::new(engine, &bytes).map_err(|e| guest::invalid(&e));
             };
             let compiled = engine.precompile_component(&bytes).map_err(|e| guest::invalid(&e))?;

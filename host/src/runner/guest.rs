@@ -2,7 +2,7 @@
 
 use super::component;
 use super::stdio::{self, FastStdio, HasFastStdio};
-use crate::protocol::{DirGrant, ModuleKind, ModuleSource, ReturnArtifact, RunnerConfig, Verdict};
+use crate::protocol::{DirGrant, ModuleHeader, ModuleKind, ModuleSource, ReturnArtifact, RunnerConfig, Verdict};
 use std::fs::File;
 use std::os::fd::FromRawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -213,21 +213,22 @@ pub(crate) fn start_compiler_threads() {
 pub(crate) fn load(
     engine: &Engine,
     config: &RunnerConfig,
+    module: &ModuleHeader,
     kind: ModuleKind,
     bytes: Vec<u8>,
 ) -> Result<Loaded, Verdict> {
     match kind {
-        ModuleKind::Core => load_core(engine, config, bytes).map(Loaded::Core),
-        ModuleKind::Component => component::load(engine, config, bytes).map(Loaded::Component),
+        ModuleKind::Core => load_core(engine, config, module, bytes).map(Loaded::Core),
+        ModuleKind::Component => component::load(engine, config, module, bytes).map(Loaded::Component),
     }
 }
 
 /// [`load`] for a core module.
-fn load_core(engine: &Engine, config: &RunnerConfig, bytes: Vec<u8>) -> Result<Module, Verdict> {
-    match &config.module {
+fn load_core(engine: &Engine, config: &RunnerConfig, module: &ModuleHeader, bytes: Vec<u8>) -> Result<Module, Verdict> {
+    match &module.source {
         ModuleSource::Wasm { .. } => {
             check_function_count(&bytes, config.limits.max_functions_limit())?;
-            let Some(ReturnArtifact { max_len }) = config.return_artifact else {
+            let Some(ReturnArtifact { max_len }) = module.return_artifact else {
                 return Module::new(engine, &bytes).map_err(|e| invalid(&e));
             };
             let compiled = engine.precompile_module(&bytes).map_err(|e| invalid(&e))?;

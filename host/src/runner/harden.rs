@@ -3,12 +3,13 @@
 //!
 //! It goes up in two steps, both before any untrusted byte is parsed:
 //!
-//! 1. [`lock_down_files`], while the runner is still single-threaded: `RLIMIT_CORE = 0`, an
-//!    `RLIMIT_DATA` backstop under the memory limit, `no_new_privs`, every capability dropped,
-//!    and a Landlock domain that allows file access only beneath the granted directories
-//!    (read-only or writable per grant) and scopes signals and abstract sockets to the sandbox.
-//!    Landlock applies to the calling thread and the threads it starts later, so every thread
-//!    of the runner is started after this.
+//! 1. [`lock_down_files`], while the runner is still single-threaded: `RLIMIT_CORE = 0`,
+//!    `no_new_privs`, every capability dropped, and a Landlock domain that allows file access
+//!    only beneath the granted directories (read-only or writable per grant) and scopes signals
+//!    and abstract sockets to the sandbox. Landlock applies to the calling thread and the
+//!    threads it starts later, so every thread of the runner is started after this. Once the
+//!    module's bytes are in, [`limit_data`] adds an `RLIMIT_DATA` backstop under the memory
+//!    limit, sized by them.
 //! 2. [`apply_syscall_filter`], once the helper threads run and the granted directories are
 //!    open: a seccomp allowlist on every thread ([`filter`]), with argument checks where a
 //!    syscall is only safe in some forms. Then the module is parsed, compiled or deserialized,
@@ -19,7 +20,7 @@
 //! A syscall outside the allowlist raises `SIGSYS`; [`on_sigsys`] reports which one on the
 //! control socket and exits, so the parent can say `forbidden system call: pwritev2 (328)`.
 
-use crate::protocol::{CONTROL_FD, RunnerConfig};
+use crate::protocol::{CONTROL_FD, ModuleSource, RunnerConfig};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Memory the runner itself needs beyond the guest's limit, for the `RLIMIT_DATA` backstop:
@@ -70,18 +71,14 @@ pub(super) fn close_fds_except(first: i32, keep: &[i32]) {
     close_fds_from(from);
 }
 
-/// Step 1: rlimits, `no_new_privs`, capabilities, Landlock. Must run while the runner has one
-/// thread. Returns the Landlock ABI that was enforced, if any.
-pub(super) fn lock_down_files(config: &RunnerConfig, module_len: u64) -> Result<Option<i32>, String> {
+/// Step 1: no core dumps, `no_new_privs`, capabilities, Landlock. Must run while the runner has
+/// one thread. Returns the Landlock ABI that was enforced, if any.
+pub(super) fn lock_down_files(config: &RunnerConfig) -> Result<Option<i32>, String> {
     use rustix::process::{Resource, Rlimit, setrlimit};
     let zero = Rlimit { current: Some(0), maximum: Some(0) };
     setrlimit(Resource::Core, zero).map_err(|e| format!("RLIMIT_CORE: {e}"))?;
     // No RLIMIT_FSIZE: the guest's stdout may legitimately be a regular file (`wasmpipe run >
     // out`), and the limit would kill the runner with SIGXFSZ on its first write.
-    let data = data_limit(config, module_len);
-    setrlimit(Resource::Data, Rlimit { current: Some(data), maximum: Some(data) })
-        .map_err(|e| format!("RLIMIT_DATA: {e}"))?;
-    DATA_LIMIT.store(data, Ordering::Relaxed);
     rustix::thread::set_no_new_privs(true).map_err(|e| format!("no_new_privs: {e}"))?;
     drop_capabilities()?;
     let abi = landlock(config)?;
@@ -94,12 +91,21 @@ pub(super) fn lock_down_files(config: &RunnerConfig, module_len: u64) -> Result<
     Ok(abi)
 }
 
+/// Step 2, once the module (`module_len` bytes of `source`) is in: `RLIMIT_DATA`, sized by it.
+pub(super) fn limit_data(config: &RunnerConfig, source: &ModuleSource, module_len: u64) -> Result<(), String> {
+    use rustix::process::{Resource, Rlimit, setrlimit};
+    let data = data_limit(config, source, module_len);
+    setrlimit(Resource::Data, Rlimit { current: Some(data), maximum: Some(data) })
+        .map_err(|e| format!("RLIMIT_DATA: {e}"))?;
+    DATA_LIMIT.store(data, Ordering::Relaxed);
+    Ok(())
+}
+
 /// The process-wide backstop under the memory limit: wasmtime reserves address space with
 /// `PROT_NONE` (which `RLIMIT_DATA` does not count) and makes it writable as memories and
 /// tables grow (which it does count), so this holds even if wasmtime's own accounting fails.
-fn data_limit(config: &RunnerConfig, module_len: u64) -> u64 {
-    use crate::protocol::ModuleSource;
-    let compile = match config.module {
+fn data_limit(config: &RunnerConfig, source: &ModuleSource, module_len: u64) -> u64 {
+    let compile = match source {
         ModuleSource::Wasm { .. } => module_len.saturating_mul(COMPILE_DATA_PER_MODULE_BYTE),
         // The received artifact and wasmtime's copy of it, both counted.
         ModuleSource::Compiled { .. } | ModuleSource::Preloaded { .. } => module_len.saturating_mul(2),

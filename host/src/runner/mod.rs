@@ -16,9 +16,11 @@
 //!    the directory grants (`grants.rs`); then starts the runner: a `posix_spawn` of
 //!    `/proc/self/exe` with the control socket as its stdin (or a clone from a
 //!    [`Zygote`](crate::Zygote), `zygote.rs`).
-//! 2. It reads the module, hashes it, and looks it up in the compiled-module cache (`cache/`):
-//!    a verified artifact, or the module's bytes, follows the JSON config on the control socket
-//!    (`protocol.rs`).
+//! 2. It sends the JSON config on the control socket (`protocol.rs`); then reads the module,
+//!    hashes it, and looks it up in the compiled-module cache (`cache/`) while the runner
+//!    hardens itself. A runner forked from the parent (`Sandbox::prefer_fork`) sends back the
+//!    hash of the engine it made, which names the cache entry. The module's header follows,
+//!    then a verified artifact or the module's bytes.
 //! 3. [`SandboxChild`](crate::SandboxChild) (`child.rs`) then waits on a pidfd and reads the
 //!    runner's frames (`control.rs`): the artifact it compiled (stored in the cache at once),
 //!    "hardened" with the Landlock ABI, its usage, and the verdict, which `wait` turns into an
@@ -27,12 +29,14 @@
 //! In the runner (this module), in order:
 //! 1. [`hook`] runs before `main`; close every fd but 0–3; take the control socket to fd 3 and
 //!    the guest's stdin (passed over it) to fd 0;
-//! 2. read the config and the module or artifact ([`run`]);
-//! 3. lock down, still single-threaded ([`harden::lock_down_files`]): rlimits, `no_new_privs`,
+//! 2. read the config ([`run`]), make the engine, and send its hash if asked;
+//! 3. lock down, still single-threaded ([`harden::lock_down_files`]): `no_new_privs`,
 //!    capabilities, Landlock;
 //! 4. start the watchman (timeout, compile limit, parent death) and the timer driver
-//!    ([`threads`]), wasmtime-wasi's blocking thread and, to compile, the compiler's threads;
-//!    open the granted directories (`guest::wasi_context`);
+//!    ([`threads`]) and wasmtime-wasi's blocking thread; while they start, read the module's
+//!    header and the module or artifact, set `RLIMIT_DATA` by its size
+//!    ([`harden::limit_data`]), start the compiler's threads to compile, and open the granted
+//!    directories (`guest::wasi_context`);
 //! 5. the seccomp allowlist on every thread ([`harden::apply_syscall_filter`]);
 //! 6. parse and compile, or deserialize (`guest::load`), sending a fresh artifact back;
 //! 7. forbid new executable mappings ([`harden::forbid_new_code`]);
@@ -52,7 +56,9 @@ mod stdio;
 mod threads;
 mod zygote;
 
-use crate::protocol::{self, CONTROL_FD, ModuleKind, ModuleSource, RUNNER_MARKER, Verdict, ZYGOTE_MARKER};
+use crate::protocol::{
+    self, CONTROL_FD, ModuleHeader, ModuleKind, ModuleSource, RUNNER_MARKER, RunnerConfig, Verdict, ZYGOTE_MARKER,
+};
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
@@ -169,46 +175,69 @@ fn run(mut control: File) -> Result<Verdict, String> {
     // then on starts inside the Landlock domain). Most guests run without fuel; one that asks
     // for fuel gets its engine made below.
     let early_engine = PREPARED_ENGINES.get().is_none().then(|| std::thread::spawn(|| guest::engine_for(false)));
-    let config = protocol::read_config(&mut control).map_err(|e| format!("cannot read the runner config: {e}"));
+    let config: Result<RunnerConfig, _> =
+        protocol::read_message(&mut control).map_err(|e| format!("cannot read the runner config: {e}"));
     let early_engine = early_engine.and_then(|thread| thread.join().ok()).and_then(Result::ok);
     let config = config?;
-    let bytes = receive_module(&mut control, &config.module)?;
-    *CONTROL.lock().unwrap_or_else(|e| e.into_inner()) = Some(control);
-    let compiling = matches!(config.module, ModuleSource::Wasm { .. });
-    // A core module or a component: read from the header of bytes to compile (nothing is
-    // parsed yet), else as the parent read it from the module that the artifact was made from.
-    let kind = if compiling { ModuleKind::of(&bytes) } else { config.kind };
-    // SAFETY: getppid has no preconditions; asked now, since the filter does not allow it later.
-    let parent = unsafe { libc::getppid() };
-
-    // The wall goes up before any untrusted byte is parsed. First, while this is the only
-    // thread: rlimits, no_new_privs, capabilities, Landlock (which binds threads started later).
-    let module_len = match &config.module {
-        ModuleSource::Preloaded { digest } => {
-            preloaded(digest, config.limits.fuel_limit().is_some()).map_or(0, |artifact| artifact.len())
-        }
-        ModuleSource::Wasm { .. } | ModuleSource::Compiled { .. } => bytes.len(),
-    };
-    let landlock =
-        harden::lock_down_files(&config, module_len as u64).map_err(|e| format!("cannot harden the runner: {e}"))?;
-    send_frame(protocol::FRAME_HARDENED, &[landlock.map_or(0, |abi| abi as u8)]);
-    let mut starting = threads::Starting::default();
     let engine = match (early_engine, config.limits.fuel_limit()) {
         (Some(engine), None) => engine,
         _ => engine(config.limits.fuel_limit().is_some())?,
     };
+    if config.send_engine_hash {
+        // Nothing but this process's own code has run yet: the hash is the one the parent
+        // would compute itself.
+        let hash = crate::cache::compatibility_hash(&engine);
+        let _ = (&control).write_all(&protocol::frame_header(protocol::FRAME_ENGINE_HASH, 8));
+        let _ = (&control).write_all(&hash.to_le_bytes());
+    }
+    *CONTROL.lock().unwrap_or_else(|e| e.into_inner()) = Some(control);
+    // The module header and bytes are still to come on the socket `CONTROL` now owns.
+    // SAFETY: fd 3 stays open until the runner exits (`CONTROL` keeps it); `ManuallyDrop`
+    // never closes it.
+    let control = std::mem::ManuallyDrop::new(unsafe { File::from_raw_fd(CONTROL_FD) });
+    // SAFETY: getppid has no preconditions; asked now, since the filter does not allow it later.
+    let parent = unsafe { libc::getppid() };
+
+    // The wall goes up before any untrusted byte is parsed. First, while this is the only
+    // thread: no_new_privs, capabilities, Landlock (which binds threads started later).
+    let landlock = harden::lock_down_files(&config).map_err(|e| format!("cannot harden the runner: {e}"))?;
+    send_frame(protocol::FRAME_HARDENED, &[landlock.map_or(0, |abi| abi as u8)]);
+    let mut starting = threads::Starting::default();
+    let (arm_watchman, armed) = std::sync::mpsc::sync_channel(1);
     // Compilation counts against the timeout, and has a limit of its own: an untrusted module
-    // may be built to compile slowly.
+    // may be built to compile slowly. Whether this runner compiles is known only once the
+    // module's header arrives, after the watchman starts.
     let timeout = config.limits.timeout_limit().map(|limit| (started + limit, limit));
-    let compile_limit = compiling.then(|| config.limits.compile_timeout_limit()).flatten();
+    let compile_limit = config.limits.compile_timeout_limit();
     threads::start_watchman(
         &mut starting,
         engine.clone(),
         timeout,
         compile_limit.map(|limit| (started + limit, limit)),
+        armed,
     );
     let wasi_runtime = wasi_runtime(&mut starting)?;
+    // The module follows while those threads start; the parent looked it up in the cache
+    // while this runner hardened itself.
+    let header: ModuleHeader =
+        protocol::read_message(&*control).map_err(|e| format!("cannot read the module header: {e}"))?;
+    let bytes = receive_module(&*control, &header.source)?;
+    // The parent sends nothing more: from now on the socket turning readable means it died.
+    let _ = arm_watchman.send(());
+    let compiling = matches!(header.source, ModuleSource::Wasm { .. });
+    // A core module or a component: read from the header of bytes to compile (nothing is
+    // parsed yet), else as the parent read it from the module that the artifact was made from.
+    let kind = if compiling { ModuleKind::of(&bytes) } else { header.kind };
+    let module_len = match &header.source {
+        ModuleSource::Preloaded { digest } => {
+            preloaded(digest, config.limits.fuel_limit().is_some()).map_or(0, |artifact| artifact.len())
+        }
+        ModuleSource::Wasm { .. } | ModuleSource::Compiled { .. } => bytes.len(),
+    };
+    harden::limit_data(&config, &header.source, module_len as u64)
+        .map_err(|e| format!("cannot harden the runner: {e}"))?;
     if compiling {
+        threads::compiling();
         guest::start_compiler_threads();
     }
     // Granted directories are opened now, inside the Landlock domain that allows exactly them.
@@ -218,7 +247,7 @@ fn run(mut control: File) -> Result<Verdict, String> {
     harden::apply_syscall_filter(&config).map_err(|e| format!("cannot harden the runner: {e}"))?;
 
     // Under the filter from here on: parse, compile or deserialize.
-    let module = match guest::load(&engine, &config, kind, bytes) {
+    let module = match guest::load(&engine, &config, &header, kind, bytes) {
         Ok(module) => module,
         Err(verdict) => return Ok(verdict),
     };
@@ -244,7 +273,7 @@ fn run(mut control: File) -> Result<Verdict, String> {
 
 /// Reads the module (or its compiled artifact) that follows the config; the parent always
 /// sends it, so the runner opens no file to get it.
-fn receive_module(control: &mut File, source: &ModuleSource) -> Result<Vec<u8>, String> {
+fn receive_module(control: impl Read, source: &ModuleSource) -> Result<Vec<u8>, String> {
     let len = match source {
         ModuleSource::Wasm { len } | ModuleSource::Compiled { len } => *len,
         ModuleSource::Preloaded { .. } => return Ok(Vec::new()),

@@ -73,18 +73,37 @@ pub(super) fn compiled() {
     COMPILED.store(true, Ordering::Release);
 }
 
+/// Set when the runner compiles the module (rather than loading an artifact): only then does
+/// the compile deadline apply.
+static COMPILING: AtomicBool = AtomicBool::new(false);
+
+/// Tells the watchman that the module is being compiled.
+pub(super) fn compiling() {
+    COMPILING.store(true, Ordering::Release);
+}
+
 /// Starts the watchman: parent-death detection, the timeout (`deadline`, `limit`) if any, and
 /// the compile deadline while the module is still compiling.
+///
+/// It watches the control socket only once `armed` fires (or is dropped): until then the
+/// parent is still sending the module on it, and the main thread's reads see the parent die.
 pub(super) fn start_watchman(
     starting: &mut Starting,
     engine: wasmtime::Engine,
     timeout: Option<(Instant, Duration)>,
     compile: Option<(Instant, Duration)>,
+    armed: Receiver<()>,
 ) {
     starting.spawn(move || {
+        if armed.recv().is_err() {
+            // The main thread gave up before the module arrived; it reports why.
+            return;
+        }
         let mut deadline = timeout.map(|(at, _)| at);
         let mut interrupted = false;
         loop {
+            // Whether this runner compiles may be learnt after the wake-up time is chosen, so
+            // the compile deadline is always a wake-up until the module is loaded.
             let compile_pending = compile.filter(|_| !COMPILED.load(Ordering::Acquire));
             let wake = match (deadline, compile_pending) {
                 (Some(at), Some((compile_at, _))) => Some(at.min(compile_at)),
@@ -96,6 +115,7 @@ pub(super) fn start_watchman(
             }
             if let Some((compile_at, limit)) = compile_pending
                 && Instant::now() >= compile_at
+                && COMPILING.load(Ordering::Acquire)
                 && !COMPILED.load(Ordering::Acquire)
             {
                 report_and_exit(&Verdict::CompileTimeout { limit });
