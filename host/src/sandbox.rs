@@ -645,8 +645,15 @@ fn send_config(mut control: &UnixStream, config: &RunnerConfig) -> Result<()> {
 /// control socket; the runner reads it concurrently, so this returns as soon as the last byte is
 /// in flight.
 fn send_module(mut control: &UnixStream, module: &LoadedModule, preloaded: bool) -> Result<()> {
+    // An artifact goes in a sealed memfd the runner maps, rather than through the socket, which
+    // costs a copy on each side; anything that stops that sends the bytes.
+    let mapped = match &module.artifact {
+        Some(artifact) if !preloaded => sealed_memfd(artifact).ok(),
+        _ => None,
+    };
     let (source, payload): (ModuleSource, &[u8]) = match &module.artifact {
         _ if preloaded => (ModuleSource::Preloaded { digest: module.digest }, &[]),
+        Some(artifact) if mapped.is_some() => (ModuleSource::Mapped { len: artifact.len() as u64 }, &[]),
         Some(artifact) => (ModuleSource::Compiled { len: artifact.len() as u64 }, artifact),
         None => (ModuleSource::Wasm { len: module.bytes.len() as u64 }, &module.bytes),
     };
@@ -660,9 +667,24 @@ fn send_module(mut control: &UnixStream, module: &LoadedModule, preloaded: bool)
     if payload.len() > SMALL_PAYLOAD {
         let _ = rustix::net::sockopt::set_socket_send_buffer_size(control, payload.len() + SMALL_PAYLOAD);
     }
-    let sent = protocol::write_message(&mut control, &header).and_then(|()| control.write_all(payload));
+    let sent = protocol::write_message(&mut control, &header).and_then(|()| match &mapped {
+        Some(memfd) => protocol::send_fds(control, &[memfd.as_fd()], &[]),
+        None => control.write_all(payload),
+    });
     // A runner that died before reading its module says why in its exit status; wait() tells.
     sent.or_else(|e| if e.kind() == io::ErrorKind::BrokenPipe { Ok(()) } else { Err(spawn_error(e)) })
+}
+
+/// A memfd holding `bytes`, sealed so that nobody (this process included) can change, shrink or
+/// grow it: what `Module::deserialize_open_file` needs of the file it maps.
+fn sealed_memfd(bytes: &[u8]) -> io::Result<OwnedFd> {
+    use rustix::fs::{MemfdFlags, SealFlags};
+    let memfd = rustix::fs::memfd_create("wasmpipe-artifact", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)?;
+    let mut file = File::from(memfd);
+    file.write_all(bytes)?;
+    let seals = SealFlags::SEAL | SealFlags::SHRINK | SealFlags::GROW | SealFlags::WRITE;
+    rustix::fs::fcntl_add_seals(&file, seals)?;
+    Ok(file.into())
 }
 
 /// How long a forked runner may take to send its engine's hash: it makes one engine (a fraction
@@ -752,4 +774,20 @@ fn stdio_for_command(stdio: GuestStdio) -> Stdio {
 
 fn spawn_error(error: io::Error) -> Error {
     Error::SpawnIo { context: error.to_string(), source: error }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sealed_memfd_holds_its_bytes_and_refuses_changes() {
+        let file = File::from(sealed_memfd(b"artifact").unwrap());
+        let mut back = [0u8; 8];
+        std::os::unix::fs::FileExt::read_exact_at(&file, &mut back, 0).unwrap();
+        assert_eq!(&back, b"artifact");
+        assert!(std::os::unix::fs::FileExt::write_at(&file, b"X", 0).is_err(), "a sealed memfd took a write");
+        assert!(file.set_len(3).is_err(), "a sealed memfd shrank");
+        assert!(file.set_len(100).is_err(), "a sealed memfd grew");
+    }
 }

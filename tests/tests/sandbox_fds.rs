@@ -10,8 +10,16 @@ async fn the_runner_holds_only_fds_0_to_3_while_the_guest_runs() {
     // SAFETY: clearing FD_CLOEXEC on an fd we own.
     unsafe { libc_clear_cloexec(std::os::fd::AsRawFd::as_raw_fd(&leaky)) };
 
+    // From the cache: the runner maps the artifact from a memfd the parent passes, and must
+    // close that too.
+    Sandbox::new(guests::DUPLEX).compile().await.unwrap();
     let (mainpipe, chpipe) = wasmpipe::duplex().unwrap();
     let mut child = Sandbox::new(guests::DUPLEX).duplex(chpipe).spawn().unwrap();
+    assert!(
+        matches!(child.cache_outcome(), Some(wasmpipe::CacheOutcome::AlreadyCached(_))),
+        "{:?}",
+        child.cache_outcome()
+    );
     let (mut rx, mut tx) = mainpipe.open().unwrap();
     let mut hello = [0u8; 5];
     // The guest wrote "hello" and now blocks reading stdin: it is running, hardened.

@@ -22,6 +22,7 @@ pub(crate) fn load(
     config: &RunnerConfig,
     module: &ModuleHeader,
     bytes: Vec<u8>,
+    mapped: Option<super::MappedArtifact>,
 ) -> Result<Component, Verdict> {
     match &module.source {
         ModuleSource::Wasm { .. } => {
@@ -43,6 +44,12 @@ pub(crate) fn load(
         // wasmtime itself refuses a core module's artifact here.)
         ModuleSource::Compiled { .. } => unsafe { Component::deserialize(engine, &bytes) }
             .map_err(|e| Verdict::Failed { message: format!("cannot load the cached component: {e:#}") }),
+        // SAFETY: as for `Compiled`: the same verified bytes, mapped from a sealed memfd.
+        ModuleSource::Mapped { .. } => match mapped {
+            Some(artifact) => unsafe { Component::deserialize(engine, &*artifact) }
+                .map_err(|e| Verdict::Failed { message: format!("cannot load the cached component: {e:#}") }),
+            None => Err(Verdict::Failed { message: "the parent sent no compiled component".into() }),
+        },
         ModuleSource::Preloaded { digest } => {
             let artifact = super::preloaded(digest, config.limits.fuel_limit().is_some())
                 .ok_or_else(|| Verdict::Failed { message: "the zygote did not preload the module".into() })?;

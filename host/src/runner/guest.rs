@@ -216,15 +216,22 @@ pub(crate) fn load(
     module: &ModuleHeader,
     kind: ModuleKind,
     bytes: Vec<u8>,
+    mapped: Option<super::MappedArtifact>,
 ) -> Result<Loaded, Verdict> {
     match kind {
-        ModuleKind::Core => load_core(engine, config, module, bytes).map(Loaded::Core),
-        ModuleKind::Component => component::load(engine, config, module, bytes).map(Loaded::Component),
+        ModuleKind::Core => load_core(engine, config, module, bytes, mapped).map(Loaded::Core),
+        ModuleKind::Component => component::load(engine, config, module, bytes, mapped).map(Loaded::Component),
     }
 }
 
 /// [`load`] for a core module.
-fn load_core(engine: &Engine, config: &RunnerConfig, module: &ModuleHeader, bytes: Vec<u8>) -> Result<Module, Verdict> {
+fn load_core(
+    engine: &Engine,
+    config: &RunnerConfig,
+    module: &ModuleHeader,
+    bytes: Vec<u8>,
+    mapped: Option<super::MappedArtifact>,
+) -> Result<Module, Verdict> {
     match &module.source {
         ModuleSource::Wasm { .. } => {
             check_function_count(&bytes, config.limits.max_functions_limit())?;
@@ -244,6 +251,12 @@ fn load_core(engine: &Engine, config: &RunnerConfig, module: &ModuleHeader, byte
         // user's, with this engine configuration (part of the entry's name), compiled.
         ModuleSource::Compiled { .. } => unsafe { Module::deserialize(engine, &bytes) }
             .map_err(|e| Verdict::Failed { message: format!("cannot load the cached module: {e:#}") }),
+        // SAFETY: as for `Compiled`: the same verified bytes, mapped from a sealed memfd.
+        ModuleSource::Mapped { .. } => match mapped {
+            Some(artifact) => unsafe { Module::deserialize(engine, &*artifact) }
+                .map_err(|e| Verdict::Failed { message: format!("cannot load the cached module: {e:#}") }),
+            None => Err(Verdict::Failed { message: "the parent sent no compiled module".into() }),
+        },
         ModuleSource::Preloaded { digest } => {
             let artifact = super::preloaded(digest, config.limits.fuel_limit().is_some())
                 .ok_or_else(|| Verdict::Failed { message: "the zygote did not preload the module".into() })?;

@@ -108,7 +108,9 @@ fn data_limit(config: &RunnerConfig, source: &ModuleSource, module_len: u64) -> 
     let compile = match source {
         ModuleSource::Wasm { .. } => module_len.saturating_mul(COMPILE_DATA_PER_MODULE_BYTE),
         // The received artifact and wasmtime's copy of it, both counted.
-        ModuleSource::Compiled { .. } | ModuleSource::Preloaded { .. } => module_len.saturating_mul(2),
+        ModuleSource::Compiled { .. } | ModuleSource::Mapped { .. } | ModuleSource::Preloaded { .. } => {
+            module_len.saturating_mul(2)
+        }
     };
     config.limits.memory_limit().saturating_add(RUNTIME_DATA_ALLOWANCE).saturating_add(compile)
 }

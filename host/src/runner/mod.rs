@@ -221,7 +221,10 @@ fn run(mut control: File) -> Result<Verdict, String> {
     // while this runner hardened itself.
     let header: ModuleHeader =
         protocol::read_message(&*control).map_err(|e| format!("cannot read the module header: {e}"))?;
-    let bytes = receive_module(&*control, &header.source)?;
+    let (bytes, mapped) = match header.source {
+        ModuleSource::Mapped { len } => (Vec::new(), Some(receive_mapped(&control, len)?)),
+        _ => (receive_module(&*control, &header.source)?, None),
+    };
     // The parent sends nothing more: from now on the socket turning readable means it died.
     let _ = arm_watchman.send(());
     let compiling = matches!(header.source, ModuleSource::Wasm { .. });
@@ -233,6 +236,7 @@ fn run(mut control: File) -> Result<Verdict, String> {
             preloaded(digest, config.limits.fuel_limit().is_some()).map_or(0, |artifact| artifact.len())
         }
         ModuleSource::Wasm { .. } | ModuleSource::Compiled { .. } => bytes.len(),
+        ModuleSource::Mapped { len } => usize::try_from(*len).unwrap_or(usize::MAX),
     };
     harden::limit_data(&config, &header.source, module_len as u64)
         .map_err(|e| format!("cannot harden the runner: {e}"))?;
@@ -247,7 +251,7 @@ fn run(mut control: File) -> Result<Verdict, String> {
     harden::apply_syscall_filter(&config).map_err(|e| format!("cannot harden the runner: {e}"))?;
 
     // Under the filter from here on: parse, compile or deserialize.
-    let module = match guest::load(&engine, &config, &header, kind, bytes) {
+    let module = match guest::load(&engine, &config, &header, kind, bytes, mapped) {
         Ok(module) => module,
         Err(verdict) => return Ok(verdict),
     };
@@ -276,7 +280,7 @@ fn run(mut control: File) -> Result<Verdict, String> {
 fn receive_module(control: impl Read, source: &ModuleSource) -> Result<Vec<u8>, String> {
     let len = match source {
         ModuleSource::Wasm { len } | ModuleSource::Compiled { len } => *len,
-        ModuleSource::Preloaded { .. } => return Ok(Vec::new()),
+        ModuleSource::Preloaded { .. } | ModuleSource::Mapped { .. } => return Ok(Vec::new()),
     };
     // Sized up front: growing from empty costs a dozen small reads for a typical module.
     let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0).min(1 << 30));
@@ -285,6 +289,55 @@ fn receive_module(control: impl Read, source: &ModuleSource) -> Result<Vec<u8>, 
         return Err(format!("the module was cut short: {} of {len} bytes", bytes.len()));
     }
     Ok(bytes)
+}
+
+/// Receives the sealed memfd holding the artifact ([`ModuleSource::Mapped`]) and maps it; the
+/// fd is closed at once, so the runner still holds nothing but fds 0-3.
+fn receive_mapped(control: &File, len: u64) -> Result<MappedArtifact, String> {
+    let (mut fds, _) = protocol::receive_fds(control).map_err(|e| format!("cannot receive the module: {e}"))?;
+    let memfd = match (fds.pop(), fds.is_empty()) {
+        (Some(fd), true) => fd,
+        _ => return Err("the parent sent no compiled module".into()),
+    };
+    let size = rustix::fs::fstat(&memfd).map_err(|e| format!("cannot receive the module: {e}"))?.st_size;
+    let len = usize::try_from(len).ok().filter(|&len| len > 0 && u64::try_from(size) == Ok(len as u64));
+    let len = len.ok_or("the compiled module's size is not the announced one")?;
+    // SAFETY: a fresh private read-only mapping of the whole (sealed, so unchanging) memfd,
+    // owned by the returned value, which unmaps it.
+    let ptr = unsafe {
+        rustix::mm::mmap(
+            std::ptr::null_mut(),
+            len,
+            rustix::mm::ProtFlags::READ,
+            rustix::mm::MapFlags::PRIVATE,
+            &memfd,
+            0,
+        )
+    }
+    .map_err(|e| format!("cannot map the module: {e}"))?;
+    Ok(MappedArtifact { ptr: ptr.cast(), len })
+}
+
+/// A compiled artifact mapped read-only from the memfd the parent sent.
+pub(crate) struct MappedArtifact {
+    ptr: *mut u8,
+    len: usize,
+}
+
+impl std::ops::Deref for MappedArtifact {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        // SAFETY: `ptr` maps `len` readable bytes until drop.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+}
+
+impl Drop for MappedArtifact {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the mapping this value owns; nothing borrows it any more.
+        let _ = unsafe { rustix::mm::munmap(self.ptr.cast(), self.len) };
+    }
 }
 
 /// Sends a compiled artifact to the parent, which stores it in the cache.
