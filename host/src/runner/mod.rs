@@ -33,7 +33,7 @@
 //! 3. lock down, still single-threaded ([`harden::lock_down_files`]): `no_new_privs`,
 //!    capabilities, Landlock;
 //! 4. start the watchman (timeout, compile limit, parent death) and the timer driver
-//!    ([`threads`]) and wasmtime-wasi's blocking thread; while they start, read the module's
+//!    ([`threads`]) and, with granted directories, wasmtime-wasi's blocking thread; while they start, read the module's
 //!    header and the module or artifact, set `RLIMIT_DATA` by its size
 //!    ([`harden::limit_data`]), start the compiler's threads to compile, and open the granted
 //!    directories (`guest::wasi_context`);
@@ -216,7 +216,7 @@ fn run(mut control: File) -> Result<Verdict, String> {
         compile_limit.map(|limit| (started + limit, limit)),
         armed,
     );
-    let wasi_runtime = wasi_runtime(&mut starting)?;
+    let wasi_runtime = wasi_runtime(&mut starting, !config.dirs.is_empty())?;
     // The module follows while those threads start; the parent looked it up in the cache
     // while this runner hardened itself.
     let header: ModuleHeader =
@@ -381,20 +381,27 @@ fn engine(fuel: bool) -> Result<wasmtime::Engine, String> {
 /// threads nor new fds are allowed. Instead: a current-thread runtime with only the time driver
 /// (no fds at all), driven by a thread of ours so that timers (`poll_oneoff`, sleeps) fire, and
 /// entered on the guest's thread so wasmtime-wasi's `in_tokio` finds it.
-fn wasi_runtime(starting: &mut threads::Starting) -> Result<&'static tokio::runtime::Handle, String> {
+///
+/// `files`: whether the guest has files at all (granted directories). wasmtime-wasi runs some
+/// file calls (streams over files, polling them) as blocking tasks, whose one thread is then
+/// started now, before the filter forbids new threads, and never retires. Without files there
+/// is nothing to run there: stdio is read and written on the guest's own thread (the fast path,
+/// or wasmtime-wasi's `InputFile`/`OutputFile`, which block in place), sockets are refused, and
+/// timers run on the timer driver.
+fn wasi_runtime(starting: &mut threads::Starting, files: bool) -> Result<&'static tokio::runtime::Handle, String> {
     static HANDLE: std::sync::OnceLock<tokio::runtime::Handle> = std::sync::OnceLock::new();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
-        // wasmtime-wasi runs some calls (polling files, for one) as blocking tasks. Their one
-        // thread is started now, before the filter forbids new threads, and never retires.
         .max_blocking_threads(1)
         .thread_keep_alive(Duration::from_secs(1 << 40))
         .build()
         .map_err(|e| format!("cannot start the wasi runtime: {e}"))?;
     let handle = HANDLE.get_or_init(|| runtime.handle().clone());
-    starting.track(|running| {
-        runtime.spawn_blocking(running);
-    });
+    if files {
+        starting.track(|running| {
+            runtime.spawn_blocking(running);
+        });
+    }
     threads::start_timer_driver(starting, runtime);
     Ok(handle)
 }

@@ -2,8 +2,8 @@
 //!
 //! Two threads, whatever the guest does:
 //! - the **watchman** sleeps in `poll(2)` on the control socket with the timeout as its deadline.
-//!   The socket becomes readable only when the parent dies (it never writes after the config),
-//!   and then the runner exits at once. At the deadline it bumps the engine's epoch, which makes a
+//!   It starts watching once the module has arrived; from then on the socket becomes readable
+//!   only when the parent dies, and then the runner exits at once. At the deadline it bumps the engine's epoch, which makes a
 //!   computing guest trap; if the guest is stuck in a host call instead and has not ended after a
 //!   short grace, the watchman reports the timeout itself and ends the runner.
 //! - the **timer driver** drives the tokio runtime wasmtime-wasi uses for its timers.
