@@ -13,8 +13,9 @@
 //! - entries are opened with `O_NOFOLLOW` and written under random names with
 //!   `O_EXCL|O_NOFOLLOW`, then renamed into place;
 //! - only the parent reads and writes the directory and holds the key. A runner gets a verified
-//!   artifact over its control socket, or compiles and sends the artifact back for the parent
-//!   to store. Runners cannot reach the cache directory at all.
+//!   artifact (in a sealed memfd passed over its control socket, which it maps and closes), or
+//!   compiles and sends the artifact back for the parent to store. Runners cannot reach the
+//!   cache directory at all.
 //!
 //! The cache is bounded in bytes ([`DEFAULT_CACHE_MAX_BYTES`]); storing an entry evicts the
 //! least recently used ones beyond that.
