@@ -45,11 +45,15 @@ pub(crate) enum ModuleSource {
     /// `len` bytes of a compiled artifact follow the config: a cache entry whose MAC the parent
     /// verified, so only what this user's own runners compiled.
     Compiled { len: u64 },
-    /// A compiled artifact of `len` bytes in a sealed memfd, passed (`SCM_RIGHTS`, see
+    /// A compiled artifact of `len` bytes at `offset` in a file passed (`SCM_RIGHTS`, see
     /// [`send_fds`]) right after the header: a cache entry whose MAC the parent verified, as for
-    /// `Compiled`. The runner maps it (and closes the fd) instead of reading it through the
-    /// socket.
-    Mapped { len: u64 },
+    /// `Compiled`, in the entry's own file or in a sealed memfd. The runner maps it (and closes
+    /// the fd) instead of reading it through the socket.
+    Mapped {
+        len: u64,
+        #[serde(default)]
+        offset: u64,
+    },
     /// The zygote this runner was forked from already holds the compiled module with this digest
     /// (verified by the parent before it was sent to the zygote); no bytes follow.
     Preloaded { digest: [u8; 32] },

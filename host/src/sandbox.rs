@@ -508,9 +508,13 @@ impl Sandbox {
             },
         };
         let kind = ModuleKind::of(&bytes);
-        let mut module = LoadedModule { bytes, digest, kind, cache, cache_problem, artifact: None };
-        if let Some(cache) = &module.cache {
-            module.artifact = cache.load(&module.entry_name(&self.limits));
+        let mut module =
+            LoadedModule { bytes, digest, kind, cache, cache_problem, artifact: None, artifact_file: None };
+        if let Some(cache) = &module.cache
+            && let Some((artifact, file)) = cache.load_with_file(&module.entry_name(&self.limits))
+        {
+            module.artifact = Some(artifact);
+            module.artifact_file = file;
         }
         module
     }
@@ -645,17 +649,22 @@ fn send_config(mut control: &UnixStream, config: &RunnerConfig) -> Result<()> {
 /// control socket; the runner reads it concurrently, so this returns as soon as the last byte is
 /// in flight.
 fn send_module(mut control: &UnixStream, module: &LoadedModule, preloaded: bool) -> Result<()> {
-    // An artifact goes in a sealed memfd the runner maps, rather than through the socket, which
-    // costs a copy on each side; anything that stops that sends the bytes.
-    let mapped = match &module.artifact {
-        Some(artifact) if !preloaded => sealed_memfd(artifact).ok(),
-        _ => None,
+    // An artifact goes to the runner as a file it maps, rather than through the socket, which
+    // costs a copy on each side: the cache entry it was verified from, or a sealed memfd made
+    // from the verified bytes; anything that stops that sends the bytes.
+    let mapped: Option<(OwnedFd, u64)> = match (&module.artifact, &module.artifact_file) {
+        _ if preloaded => None,
+        (Some(_), Some(file)) => file.try_clone().ok().map(|file| (file.into(), crate::cache::ENTRY_HEADER_LEN)),
+        (Some(artifact), None) => sealed_memfd(artifact).ok().map(|memfd| (memfd, 0)),
+        (None, _) => None,
     };
-    let (source, payload): (ModuleSource, &[u8]) = match &module.artifact {
+    let (source, payload): (ModuleSource, &[u8]) = match (&module.artifact, &mapped) {
         _ if preloaded => (ModuleSource::Preloaded { digest: module.digest }, &[]),
-        Some(artifact) if mapped.is_some() => (ModuleSource::Mapped { len: artifact.len() as u64 }, &[]),
-        Some(artifact) => (ModuleSource::Compiled { len: artifact.len() as u64 }, artifact),
-        None => (ModuleSource::Wasm { len: module.bytes.len() as u64 }, &module.bytes),
+        (Some(artifact), Some((_, offset))) => {
+            (ModuleSource::Mapped { len: artifact.len() as u64, offset: *offset }, &[])
+        }
+        (Some(artifact), None) => (ModuleSource::Compiled { len: artifact.len() as u64 }, artifact),
+        (None, _) => (ModuleSource::Wasm { len: module.bytes.len() as u64 }, &module.bytes),
     };
     let return_artifact = match (&module.cache, &module.artifact) {
         (Some(cache), None) => Some(ReturnArtifact { max_len: control::artifact_cap(module.bytes.len(), cache) }),
@@ -668,7 +677,7 @@ fn send_module(mut control: &UnixStream, module: &LoadedModule, preloaded: bool)
         let _ = rustix::net::sockopt::set_socket_send_buffer_size(control, payload.len() + SMALL_PAYLOAD);
     }
     let sent = protocol::write_message(&mut control, &header).and_then(|()| match &mapped {
-        Some(memfd) => protocol::send_fds(control, &[memfd.as_fd()], &[]),
+        Some((file, _)) => protocol::send_fds(control, &[file.as_fd()], &[]),
         None => control.write_all(payload),
     });
     // A runner that died before reading its module says why in its exit status; wait() tells.
@@ -717,6 +726,8 @@ struct LoadedModule {
     cache: Option<Arc<Cache>>,
     cache_problem: Option<String>,
     artifact: Option<Arc<[u8]>>,
+    /// The cache entry's file the artifact was verified from, when it was read just now.
+    artifact_file: Option<File>,
 }
 
 impl LoadedModule {

@@ -33,6 +33,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 const MAGIC: &[u8; 16] = b"wasmpipe-cwasm-3";
 const HEADER_LEN: usize = MAGIC.len() + 32;
 
+/// Where an entry's artifact starts in its file: after the magic and the MAC.
+pub(crate) const ENTRY_HEADER_LEN: u64 = HEADER_LEN as u64;
+
 /// Temporary files being written start with this; stale ones are removed by eviction.
 const TEMP_PREFIX: &str = ".tmp-";
 
@@ -223,9 +226,18 @@ impl Cache {
     }
 
     /// The verified artifact stored under `name`, if there is one.
+    #[cfg(test)]
     pub(crate) fn load(&self, name: &EntryName) -> Option<Arc<[u8]>> {
+        self.load_with_file(name).map(|(artifact, _)| artifact)
+    }
+
+    /// [`load`](Self::load), with the entry's file, open, when it was read from disk just now:
+    /// the artifact is the `len` bytes of it at offset [`ENTRY_HEADER_LEN`]. Entries are only
+    /// ever replaced (renamed over), never written in place, and only this user can write them
+    /// (see [`trust`]): what was verified stays what the file holds.
+    pub(crate) fn load_with_file(&self, name: &EntryName) -> Option<(Arc<[u8]>, Option<std::fs::File>)> {
         if let Some(artifact) = memo_get(&self.path, name) {
-            return Some(artifact);
+            return Some((artifact, None));
         }
         let file_name = name.file_name();
         let (file, stat) = trust::open_private_file(&self.dir, &self.path, &file_name).ok()?;
@@ -252,7 +264,7 @@ impl Cache {
             rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
         );
         memo_put(&self.path, *name, artifact.clone());
-        Some(artifact)
+        Some((artifact, Some(file)))
     }
 
     fn mac(&self, name: &EntryName, artifact: &[u8]) -> blake3::Hash {

@@ -222,7 +222,7 @@ fn run(mut control: File) -> Result<Verdict, String> {
     let header: ModuleHeader =
         protocol::read_message(&*control).map_err(|e| format!("cannot read the module header: {e}"))?;
     let (bytes, mapped) = match header.source {
-        ModuleSource::Mapped { len } => (Vec::new(), Some(receive_mapped(&control, len)?)),
+        ModuleSource::Mapped { len, offset } => (Vec::new(), Some(receive_mapped(&control, len, offset)?)),
         _ => (receive_module(&*control, &header.source)?, None),
     };
     // The parent sends nothing more: from now on the socket turning readable means it died.
@@ -236,7 +236,7 @@ fn run(mut control: File) -> Result<Verdict, String> {
             preloaded(digest, config.limits.fuel_limit().is_some()).map_or(0, |artifact| artifact.len())
         }
         ModuleSource::Wasm { .. } | ModuleSource::Compiled { .. } => bytes.len(),
-        ModuleSource::Mapped { len } => usize::try_from(*len).unwrap_or(usize::MAX),
+        ModuleSource::Mapped { len, .. } => usize::try_from(*len).unwrap_or(usize::MAX),
     };
     harden::limit_data(&config, &header.source, module_len as u64)
         .map_err(|e| format!("cannot harden the runner: {e}"))?;
@@ -291,52 +291,58 @@ fn receive_module(control: impl Read, source: &ModuleSource) -> Result<Vec<u8>, 
     Ok(bytes)
 }
 
-/// Receives the sealed memfd holding the artifact ([`ModuleSource::Mapped`]) and maps it; the
-/// fd is closed at once, so the runner still holds nothing but fds 0-3.
-fn receive_mapped(control: &File, len: u64) -> Result<MappedArtifact, String> {
+/// Receives the file holding the artifact ([`ModuleSource::Mapped`]: `len` bytes at `offset`)
+/// and maps it; the fd is closed at once, so the runner still holds nothing but fds 0-3.
+fn receive_mapped(control: &File, len: u64, offset: u64) -> Result<MappedArtifact, String> {
     let (mut fds, _) = protocol::receive_fds(control).map_err(|e| format!("cannot receive the module: {e}"))?;
-    let memfd = match (fds.pop(), fds.is_empty()) {
+    let file = match (fds.pop(), fds.is_empty()) {
         (Some(fd), true) => fd,
         _ => return Err("the parent sent no compiled module".into()),
     };
-    let size = rustix::fs::fstat(&memfd).map_err(|e| format!("cannot receive the module: {e}"))?.st_size;
-    let len = usize::try_from(len).ok().filter(|&len| len > 0 && u64::try_from(size) == Ok(len as u64));
-    let len = len.ok_or("the compiled module's size is not the announced one")?;
-    // SAFETY: a fresh private read-only mapping of the whole (sealed, so unchanging) memfd,
-    // owned by the returned value, which unmaps it.
+    let size = rustix::fs::fstat(&file).map_err(|e| format!("cannot receive the module: {e}"))?.st_size;
+    let mapped_len = offset.checked_add(len).filter(|&end| len > 0 && u64::try_from(size) == Ok(end));
+    let mapped_len = mapped_len
+        .and_then(|end| usize::try_from(end).ok())
+        .ok_or("the compiled module's size is not the announced one")?;
+    // SAFETY: a fresh private read-only mapping of the whole file, owned by the returned value,
+    // which unmaps it. The file is never written in place (a sealed memfd, or a cache entry,
+    // which is only ever replaced).
     let ptr = unsafe {
         rustix::mm::mmap(
             std::ptr::null_mut(),
-            len,
+            mapped_len,
             rustix::mm::ProtFlags::READ,
             rustix::mm::MapFlags::PRIVATE,
-            &memfd,
+            &file,
             0,
         )
     }
     .map_err(|e| format!("cannot map the module: {e}"))?;
-    Ok(MappedArtifact { ptr: ptr.cast(), len })
+    Ok(MappedArtifact { ptr: ptr.cast(), mapped_len, offset: offset as usize })
 }
 
-/// A compiled artifact mapped read-only from the memfd the parent sent.
+/// A compiled artifact mapped read-only from the file the parent sent: the bytes from `offset`
+/// to the end of the mapping.
 pub(crate) struct MappedArtifact {
     ptr: *mut u8,
-    len: usize,
+    mapped_len: usize,
+    offset: usize,
 }
 
 impl std::ops::Deref for MappedArtifact {
     type Target = [u8];
 
     fn deref(&self) -> &[u8] {
-        // SAFETY: `ptr` maps `len` readable bytes until drop.
-        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+        // SAFETY: `ptr` maps `mapped_len` readable bytes until drop; `offset` is within them
+        // (checked against the file's size before mapping).
+        unsafe { std::slice::from_raw_parts(self.ptr.add(self.offset), self.mapped_len - self.offset) }
     }
 }
 
 impl Drop for MappedArtifact {
     fn drop(&mut self) {
         // SAFETY: unmaps exactly the mapping this value owns; nothing borrows it any more.
-        let _ = unsafe { rustix::mm::munmap(self.ptr.cast(), self.len) };
+        let _ = unsafe { rustix::mm::munmap(self.ptr.cast(), self.mapped_len) };
     }
 }
 
