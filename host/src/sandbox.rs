@@ -650,21 +650,14 @@ fn send_config(mut control: &UnixStream, config: &RunnerConfig) -> Result<()> {
 /// in flight.
 fn send_module(mut control: &UnixStream, module: &LoadedModule, preloaded: bool) -> Result<()> {
     // An artifact goes to the runner as a file it maps, rather than through the socket, which
-    // costs a copy on each side: the cache entry it was verified from, or a sealed memfd made
-    // from the verified bytes; anything that stops that sends the bytes.
-    let mapped: Option<(OwnedFd, u64)> = match (&module.artifact, &module.artifact_file) {
-        _ if preloaded => None,
-        (Some(_), Some(file)) => file.try_clone().ok().map(|file| (file.into(), crate::cache::ENTRY_HEADER_LEN)),
-        (Some(artifact), None) => sealed_memfd(artifact).ok().map(|memfd| (memfd, 0)),
-        (None, _) => None,
-    };
-    let (source, payload): (ModuleSource, &[u8]) = match (&module.artifact, &mapped) {
-        _ if preloaded => (ModuleSource::Preloaded { digest: module.digest }, &[]),
-        (Some(artifact), Some((_, offset))) => {
-            (ModuleSource::Mapped { len: artifact.len() as u64, offset: *offset }, &[])
+    // costs a copy on each side; without one (no memfd could be made) the bytes go the old way.
+    let (source, payload, mapped): (ModuleSource, &[u8], _) = match (&module.artifact, &module.artifact_file) {
+        _ if preloaded => (ModuleSource::Preloaded { digest: module.digest }, &[], None),
+        (Some(artifact), Some(mapped)) => {
+            (ModuleSource::Mapped { len: artifact.len() as u64, offset: mapped.offset }, &[], Some(&mapped.file))
         }
-        (Some(artifact), None) => (ModuleSource::Compiled { len: artifact.len() as u64 }, artifact),
-        (None, _) => (ModuleSource::Wasm { len: module.bytes.len() as u64 }, &module.bytes),
+        (Some(artifact), None) => (ModuleSource::Compiled { len: artifact.len() as u64 }, artifact, None),
+        (None, _) => (ModuleSource::Wasm { len: module.bytes.len() as u64 }, &module.bytes, None),
     };
     let return_artifact = match (&module.cache, &module.artifact) {
         (Some(cache), None) => Some(ReturnArtifact { max_len: control::artifact_cap(module.bytes.len(), cache) }),
@@ -677,23 +670,11 @@ fn send_module(mut control: &UnixStream, module: &LoadedModule, preloaded: bool)
         let _ = rustix::net::sockopt::set_socket_send_buffer_size(control, payload.len() + SMALL_PAYLOAD);
     }
     let sent = protocol::write_message(&mut control, &header).and_then(|()| match &mapped {
-        Some((file, _)) => protocol::send_fds(control, &[file.as_fd()], &[]),
+        Some(file) => protocol::send_fds(control, &[file.as_fd()], &[]),
         None => control.write_all(payload),
     });
     // A runner that died before reading its module says why in its exit status; wait() tells.
     sent.or_else(|e| if e.kind() == io::ErrorKind::BrokenPipe { Ok(()) } else { Err(spawn_error(e)) })
-}
-
-/// A memfd holding `bytes`, sealed so that nobody (this process included) can change, shrink or
-/// grow it: what `Module::deserialize_open_file` needs of the file it maps.
-fn sealed_memfd(bytes: &[u8]) -> io::Result<OwnedFd> {
-    use rustix::fs::{MemfdFlags, SealFlags};
-    let memfd = rustix::fs::memfd_create("wasmpipe-artifact", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)?;
-    let mut file = File::from(memfd);
-    file.write_all(bytes)?;
-    let seals = SealFlags::SEAL | SealFlags::SHRINK | SealFlags::GROW | SealFlags::WRITE;
-    rustix::fs::fcntl_add_seals(&file, seals)?;
-    Ok(file.into())
 }
 
 /// How long a forked runner may take to send its engine's hash: it makes one engine (a fraction
@@ -726,8 +707,8 @@ struct LoadedModule {
     cache: Option<Arc<Cache>>,
     cache_problem: Option<String>,
     artifact: Option<Arc<[u8]>>,
-    /// The cache entry's file the artifact was verified from, when it was read just now.
-    artifact_file: Option<File>,
+    /// A file holding the artifact for the runner to map (see `Cache::load_with_file`).
+    artifact_file: Option<crate::cache::ArtifactFile>,
 }
 
 impl LoadedModule {
@@ -785,20 +766,4 @@ fn stdio_for_command(stdio: GuestStdio) -> Stdio {
 
 fn spawn_error(error: io::Error) -> Error {
     Error::SpawnIo { context: error.to_string(), source: error }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_sealed_memfd_holds_its_bytes_and_refuses_changes() {
-        let file = File::from(sealed_memfd(b"artifact").unwrap());
-        let mut back = [0u8; 8];
-        std::os::unix::fs::FileExt::read_exact_at(&file, &mut back, 0).unwrap();
-        assert_eq!(&back, b"artifact");
-        assert!(std::os::unix::fs::FileExt::write_at(&file, b"X", 0).is_err(), "a sealed memfd took a write");
-        assert!(file.set_len(3).is_err(), "a sealed memfd shrank");
-        assert!(file.set_len(100).is_err(), "a sealed memfd grew");
-    }
 }

@@ -34,7 +34,7 @@ const MAGIC: &[u8; 16] = b"wasmpipe-cwasm-3";
 const HEADER_LEN: usize = MAGIC.len() + 32;
 
 /// Where an entry's artifact starts in its file: after the magic and the MAC.
-pub(crate) const ENTRY_HEADER_LEN: u64 = HEADER_LEN as u64;
+const ENTRY_HEADER_LEN: u64 = HEADER_LEN as u64;
 
 /// Temporary files being written start with this; stale ones are removed by eviction.
 const TEMP_PREFIX: &str = ".tmp-";
@@ -231,13 +231,13 @@ impl Cache {
         self.load_with_file(name).map(|(artifact, _)| artifact)
     }
 
-    /// [`load`](Self::load), with the entry's file, open, when it was read from disk just now:
-    /// the artifact is the `len` bytes of it at offset [`ENTRY_HEADER_LEN`]. Entries are only
-    /// ever replaced (renamed over), never written in place, and only this user can write them
-    /// (see [`trust`]): what was verified stays what the file holds.
-    pub(crate) fn load_with_file(&self, name: &EntryName) -> Option<(Arc<[u8]>, Option<std::fs::File>)> {
-        if let Some(artifact) = memo_get(&self.path, name) {
-            return Some((artifact, None));
+    /// [`load`](Self::load), with a file holding the artifact for a runner to map: the entry's
+    /// own file when it was read from disk just now (entries are only ever replaced by rename,
+    /// never written in place, and only this user can write them, see [`trust`], so what was
+    /// verified stays what the file holds), else a sealed memfd made from the memoised bytes.
+    pub(crate) fn load_with_file(&self, name: &EntryName) -> Option<(Arc<[u8]>, Option<ArtifactFile>)> {
+        if let Some(hit) = memo_get(&self.path, name) {
+            return Some(hit);
         }
         let file_name = name.file_name();
         let (file, stat) = trust::open_private_file(&self.dir, &self.path, &file_name).ok()?;
@@ -264,7 +264,7 @@ impl Cache {
             rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
         );
         memo_put(&self.path, *name, artifact.clone());
-        Some((artifact, Some(file)))
+        Some((artifact, Some(ArtifactFile { file, offset: ENTRY_HEADER_LEN })))
     }
 
     fn mac(&self, name: &EntryName, artifact: &[u8]) -> blake3::Hash {
@@ -366,14 +366,20 @@ fn memo() -> &'static Mutex<Memo> {
     &MEMO
 }
 
-fn memo_get(dir: &Path, name: &EntryName) -> Option<Arc<[u8]>> {
-    let mut memo = memo().lock().unwrap_or_else(|e| e.into_inner());
-    let at = memo.iter().position(|(d, n, _)| n == name && d == dir)?;
-    // Most recently used last.
-    let hit = memo.remove(at);
-    let artifact = hit.2.clone();
-    memo.push(hit);
-    Some(artifact)
+/// A memoised artifact, with a fresh sealed memfd of it for the runner to map (none is kept:
+/// a host that runs many modules would hold an fd for each).
+fn memo_get(dir: &Path, name: &EntryName) -> Option<(Arc<[u8]>, Option<ArtifactFile>)> {
+    let artifact = {
+        let mut memo = memo().lock().unwrap_or_else(|e| e.into_inner());
+        let at = memo.iter().position(|(d, n, _)| n == name && d == dir)?;
+        // Most recently used last.
+        let hit = memo.remove(at);
+        let artifact = hit.2.clone();
+        memo.push(hit);
+        artifact
+    };
+    let file = sealed_memfd(&artifact).ok().map(|memfd| ArtifactFile { file: memfd.into(), offset: 0 });
+    Some((artifact, file))
 }
 
 fn memo_put(dir: &Path, name: EntryName, artifact: Arc<[u8]>) {
@@ -386,6 +392,25 @@ fn memo_put(dir: &Path, name: EntryName, artifact: Arc<[u8]>) {
     while memo.iter().map(|(_, _, a)| a.len()).sum::<usize>() > MEMO_MAX_BYTES {
         memo.remove(0);
     }
+}
+
+/// A file a runner can map its artifact from: `offset` bytes in, to the end.
+#[derive(Debug)]
+pub(crate) struct ArtifactFile {
+    pub file: std::fs::File,
+    pub offset: u64,
+}
+
+/// A memfd holding `bytes`, sealed so that nobody (this process included) can change, shrink or
+/// grow it: a runner may map it and trust the bytes to stay what they were.
+pub(crate) fn sealed_memfd(bytes: &[u8]) -> io::Result<OwnedFd> {
+    use rustix::fs::{MemfdFlags, SealFlags};
+    let memfd = rustix::fs::memfd_create("wasmpipe-artifact", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)?;
+    let mut file = std::fs::File::from(memfd);
+    file.write_all(bytes)?;
+    let seals = SealFlags::SEAL | SealFlags::SHRINK | SealFlags::GROW | SealFlags::WRITE;
+    rustix::fs::fcntl_add_seals(&file, seals)?;
+    Ok(file.into())
 }
 
 pub(crate) fn hex(bytes: &[u8]) -> String {

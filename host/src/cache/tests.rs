@@ -224,3 +224,34 @@ fn a_components_entry_is_never_loaded_as_a_core_modules_or_the_reverse() {
     memo().lock().unwrap().clear();
     assert_eq!(cache.load(&core), None, "a renamed component entry was accepted as a core module's");
 }
+
+#[test]
+fn a_sealed_memfd_holds_its_bytes_and_refuses_changes() {
+    let file = std::fs::File::from(sealed_memfd(b"artifact").unwrap());
+    let mut back = [0u8; 8];
+    std::os::unix::fs::FileExt::read_exact_at(&file, &mut back, 0).unwrap();
+    assert_eq!(&back, b"artifact");
+    assert!(std::os::unix::fs::FileExt::write_at(&file, b"X", 0).is_err(), "a sealed memfd took a write");
+    assert!(file.set_len(3).is_err(), "a sealed memfd shrank");
+    assert!(file.set_len(100).is_err(), "a sealed memfd grew");
+}
+
+#[test]
+fn a_loaded_entry_comes_with_a_file_holding_exactly_the_artifact() {
+    let scratch = Scratch::new("file");
+    let cache = Cache::open(&scratch.dir(), Some(&scratch.key()), 1 << 20).unwrap();
+    let artifact = b"compiled bytes".to_vec();
+    cache.store(&name(30), &artifact);
+    memo().lock().unwrap().clear();
+    // From disk: the entry's own file, the artifact after its header; then from the memo: a
+    // sealed memfd of the artifact alone.
+    for _ in 0..2 {
+        let (bytes, mapped) = cache.load_with_file(&name(30)).unwrap();
+        assert_eq!(&bytes[..], &artifact[..]);
+        let mapped = mapped.expect("a file to map");
+        // Read as the runner maps it: the whole file, whatever its position.
+        let mut contents = vec![0u8; mapped.file.metadata().unwrap().len() as usize];
+        std::os::unix::fs::FileExt::read_exact_at(&mapped.file, &mut contents, 0).unwrap();
+        assert_eq!(&contents[mapped.offset as usize..], &artifact[..]);
+    }
+}
