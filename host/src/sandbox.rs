@@ -650,14 +650,23 @@ fn send_config(mut control: &UnixStream, config: &RunnerConfig) -> Result<()> {
 /// in flight.
 fn send_module(mut control: &UnixStream, module: &LoadedModule, preloaded: bool) -> Result<()> {
     // An artifact goes to the runner as a file it maps, rather than through the socket, which
-    // costs a copy on each side; without one (no memfd could be made) the bytes go the old way.
-    let (source, payload, mapped): (ModuleSource, &[u8], _) = match (&module.artifact, &module.artifact_file) {
-        _ if preloaded => (ModuleSource::Preloaded { digest: module.digest }, &[], None),
-        (Some(artifact), Some(mapped)) => {
-            (ModuleSource::Mapped { len: artifact.len() as u64, offset: mapped.offset }, &[], Some(&mapped.file))
-        }
-        (Some(artifact), None) => (ModuleSource::Compiled { len: artifact.len() as u64 }, artifact, None),
-        (None, _) => (ModuleSource::Wasm { len: module.bytes.len() as u64 }, &module.bytes, None),
+    // costs a copy on each side: the cache entry it was just verified from, else a sealed memfd
+    // of the bytes (kept in memory from an earlier load). If no memfd can be made, the bytes go
+    // through the socket.
+    let memfd = match (&module.artifact, &module.artifact_file) {
+        (Some(artifact), None) if !preloaded => crate::cache::sealed_memfd(artifact).ok(),
+        _ => None,
+    };
+    let mapped = match (&module.artifact_file, &memfd) {
+        (Some(entry), _) => Some((entry.file.as_fd(), entry.offset)),
+        (None, Some(memfd)) => Some((memfd.as_fd(), 0)),
+        (None, None) => None,
+    };
+    let (source, payload): (ModuleSource, &[u8]) = match (&module.artifact, mapped) {
+        _ if preloaded => (ModuleSource::Preloaded { digest: module.digest }, &[]),
+        (Some(artifact), Some((_, offset))) => (ModuleSource::Mapped { len: artifact.len() as u64, offset }, &[]),
+        (Some(artifact), None) => (ModuleSource::Compiled { len: artifact.len() as u64 }, artifact),
+        (None, _) => (ModuleSource::Wasm { len: module.bytes.len() as u64 }, &module.bytes),
     };
     let return_artifact = match (&module.cache, &module.artifact) {
         (Some(cache), None) => Some(ReturnArtifact { max_len: control::artifact_cap(module.bytes.len(), cache) }),
@@ -669,9 +678,9 @@ fn send_module(mut control: &UnixStream, module: &LoadedModule, preloaded: bool)
     if payload.len() > SMALL_PAYLOAD {
         let _ = rustix::net::sockopt::set_socket_send_buffer_size(control, payload.len() + SMALL_PAYLOAD);
     }
-    let sent = protocol::write_message(&mut control, &header).and_then(|()| match &mapped {
-        Some(file) => protocol::send_fds(control, &[file.as_fd()], &[]),
-        None => control.write_all(payload),
+    let sent = protocol::write_message(&mut control, &header).and_then(|()| match mapped {
+        Some((file, _)) if !preloaded => protocol::send_fds(control, &[file], &[]),
+        _ => control.write_all(payload),
     });
     // A runner that died before reading its module says why in its exit status; wait() tells.
     sent.or_else(|e| if e.kind() == io::ErrorKind::BrokenPipe { Ok(()) } else { Err(spawn_error(e)) })

@@ -231,13 +231,13 @@ impl Cache {
         self.load_with_file(name).map(|(artifact, _)| artifact)
     }
 
-    /// [`load`](Self::load), with a file holding the artifact for a runner to map: the entry's
-    /// own file when it was read from disk just now (entries are only ever replaced by rename,
-    /// never written in place, and only this user can write them, see [`trust`], so what was
-    /// verified stays what the file holds), else a sealed memfd made from the memoised bytes.
+    /// [`load`](Self::load), with the entry's own file when it was read from disk just now, for
+    /// a runner to map the artifact from. Entries are only ever replaced by rename, never written
+    /// in place, and only this user can write them (see [`trust`]): what was verified stays what
+    /// the file holds. Memoised bytes come without a file (see [`sealed_memfd`]).
     pub(crate) fn load_with_file(&self, name: &EntryName) -> Option<(Arc<[u8]>, Option<ArtifactFile>)> {
-        if let Some(hit) = memo_get(&self.path, name) {
-            return Some(hit);
+        if let Some(artifact) = memo_get(&self.path, name) {
+            return Some((artifact, None));
         }
         let file_name = name.file_name();
         let (file, stat) = trust::open_private_file(&self.dir, &self.path, &file_name).ok()?;
@@ -366,20 +366,14 @@ fn memo() -> &'static Mutex<Memo> {
     &MEMO
 }
 
-/// A memoised artifact, with a fresh sealed memfd of it for the runner to map (none is kept:
-/// a host that runs many modules would hold an fd for each).
-fn memo_get(dir: &Path, name: &EntryName) -> Option<(Arc<[u8]>, Option<ArtifactFile>)> {
-    let artifact = {
-        let mut memo = memo().lock().unwrap_or_else(|e| e.into_inner());
-        let at = memo.iter().position(|(d, n, _)| n == name && d == dir)?;
-        // Most recently used last.
-        let hit = memo.remove(at);
-        let artifact = hit.2.clone();
-        memo.push(hit);
-        artifact
-    };
-    let file = sealed_memfd(&artifact).ok().map(|memfd| ArtifactFile { file: memfd.into(), offset: 0 });
-    Some((artifact, file))
+fn memo_get(dir: &Path, name: &EntryName) -> Option<Arc<[u8]>> {
+    let mut memo = memo().lock().unwrap_or_else(|e| e.into_inner());
+    let at = memo.iter().position(|(d, n, _)| n == name && d == dir)?;
+    // Most recently used last.
+    let hit = memo.remove(at);
+    let artifact = hit.2.clone();
+    memo.push(hit);
+    Some(artifact)
 }
 
 fn memo_put(dir: &Path, name: EntryName, artifact: Arc<[u8]>) {

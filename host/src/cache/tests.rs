@@ -237,21 +237,22 @@ fn a_sealed_memfd_holds_its_bytes_and_refuses_changes() {
 }
 
 #[test]
-fn a_loaded_entry_comes_with_a_file_holding_exactly_the_artifact() {
+fn a_freshly_loaded_entry_comes_with_its_file_holding_exactly_the_artifact() {
     let scratch = Scratch::new("file");
     let cache = Cache::open(&scratch.dir(), Some(&scratch.key()), 1 << 20).unwrap();
     let artifact = b"compiled bytes".to_vec();
     cache.store(&name(30), &artifact);
     memo().lock().unwrap().clear();
-    // From disk: the entry's own file, the artifact after its header; then from the memo: a
-    // sealed memfd of the artifact alone.
-    for _ in 0..2 {
-        let (bytes, mapped) = cache.load_with_file(&name(30)).unwrap();
-        assert_eq!(&bytes[..], &artifact[..]);
-        let mapped = mapped.expect("a file to map");
-        // Read as the runner maps it: the whole file, whatever its position.
-        let mut contents = vec![0u8; mapped.file.metadata().unwrap().len() as usize];
-        std::os::unix::fs::FileExt::read_exact_at(&mapped.file, &mut contents, 0).unwrap();
-        assert_eq!(&contents[mapped.offset as usize..], &artifact[..]);
-    }
+    // From disk: the entry's own file, the artifact after its header.
+    let (bytes, mapped) = cache.load_with_file(&name(30)).unwrap();
+    assert_eq!(&bytes[..], &artifact[..]);
+    let mapped = mapped.expect("a file to map");
+    // Read as the runner maps it: the whole file, whatever its position.
+    let mut contents = vec![0u8; mapped.file.metadata().unwrap().len() as usize];
+    std::os::unix::fs::FileExt::read_exact_at(&mapped.file, &mut contents, 0).unwrap();
+    assert_eq!(&contents[mapped.offset as usize..], &artifact[..]);
+    // From the memo: the bytes alone (the sender makes a memfd of them if it needs one).
+    let (bytes, mapped) = cache.load_with_file(&name(30)).unwrap();
+    assert_eq!(&bytes[..], &artifact[..]);
+    assert!(mapped.is_none());
 }
