@@ -6,8 +6,9 @@
 //! memory limiter, the streams on fds 0–2, args, env and granted directories (one
 //! `WasiCtxBuilder`, see `guest::wasi_context`), and the verdicts (`guest::classify`).
 
+use super::Received;
 use super::guest::{self, GuestLimiter, Phase};
-use crate::protocol::{ModuleHeader, ModuleSource, ReturnArtifact, RunnerConfig, Verdict};
+use crate::protocol::{ReturnArtifact, RunnerConfig, Verdict};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 use wasmtime::component::{Component, Linker, ResourceTable};
@@ -20,14 +21,13 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 pub(crate) fn load(
     engine: &Engine,
     config: &RunnerConfig,
-    module: &ModuleHeader,
-    bytes: Vec<u8>,
-    mapped: Option<super::MappedArtifact>,
+    return_artifact: Option<ReturnArtifact>,
+    received: Received,
 ) -> Result<Component, Verdict> {
-    match &module.source {
-        ModuleSource::Wasm { .. } => {
+    match received {
+        Received::Wasm(bytes) => {
             check_function_count(&bytes, config.limits.max_functions_limit())?;
-            let Some(ReturnArtifact { max_len }) = module.return_artifact else {
+            let Some(ReturnArtifact { max_len }) = return_artifact else {
                 return Component::new(engine, &bytes).map_err(|e| guest::invalid(&e));
             };
             let compiled = engine.precompile_component(&bytes).map_err(|e| guest::invalid(&e))?;
@@ -42,21 +42,8 @@ pub(crate) fn load(
         // SAFETY: the parent verified the artifact's MAC over an entry name that includes the
         // kind: it is exactly what a runner of this user's compiled from this component. (And
         // wasmtime itself refuses a core module's artifact here.)
-        ModuleSource::Compiled { .. } => unsafe { Component::deserialize(engine, &bytes) }
+        Received::Artifact(artifact) => unsafe { Component::deserialize(engine, &*artifact) }
             .map_err(|e| Verdict::Failed { message: format!("cannot load the cached component: {e:#}") }),
-        // SAFETY: as for `Compiled`: the same verified bytes, mapped from a sealed memfd.
-        ModuleSource::Mapped { .. } => match mapped {
-            Some(artifact) => unsafe { Component::deserialize(engine, &*artifact) }
-                .map_err(|e| Verdict::Failed { message: format!("cannot load the cached component: {e:#}") }),
-            None => Err(Verdict::Failed { message: "the parent sent no compiled component".into() }),
-        },
-        ModuleSource::Preloaded { digest } => {
-            let artifact = super::preloaded(digest, config.limits.fuel_limit().is_some())
-                .ok_or_else(|| Verdict::Failed { message: "the zygote did not preload the module".into() })?;
-            // SAFETY: as for `Compiled`: the parent verified this artifact before the zygote got it.
-            unsafe { Component::deserialize(engine, &artifact) }
-                .map_err(|e| Verdict::Failed { message: format!("cannot load the cached component: {e:#}") })
-        }
     }
 }
 

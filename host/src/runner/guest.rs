@@ -1,8 +1,9 @@
 //! Loading, linking and running the guest inside the runner.
 
+use super::Received;
 use super::component;
 use super::stdio::{self, FastStdio, HasFastStdio};
-use crate::protocol::{DirGrant, ModuleHeader, ModuleKind, ModuleSource, ReturnArtifact, RunnerConfig, Verdict};
+use crate::protocol::{DirGrant, ModuleKind, ReturnArtifact, RunnerConfig, Verdict};
 use std::fs::File;
 use std::os::fd::FromRawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -208,19 +209,18 @@ pub(crate) fn start_compiler_threads() {
 }
 
 /// Parses and compiles the module or component, or loads its compiled artifact; under the
-/// seccomp filter. `kind` is what the bytes are (see `ModuleKind`). `Err` is the verdict to
-/// report.
+/// seccomp filter. `kind` is what the bytes are (see `ModuleKind`); `return_artifact` says
+/// whether to send a fresh artifact back. `Err` is the verdict to report.
 pub(crate) fn load(
     engine: &Engine,
     config: &RunnerConfig,
-    module: &ModuleHeader,
+    return_artifact: Option<ReturnArtifact>,
     kind: ModuleKind,
-    bytes: Vec<u8>,
-    mapped: Option<super::MappedArtifact>,
+    received: Received,
 ) -> Result<Loaded, Verdict> {
     match kind {
-        ModuleKind::Core => load_core(engine, config, module, bytes, mapped).map(Loaded::Core),
-        ModuleKind::Component => component::load(engine, config, module, bytes, mapped).map(Loaded::Component),
+        ModuleKind::Core => load_core(engine, config, return_artifact, received).map(Loaded::Core),
+        ModuleKind::Component => component::load(engine, config, return_artifact, received).map(Loaded::Component),
     }
 }
 
@@ -228,14 +228,13 @@ pub(crate) fn load(
 fn load_core(
     engine: &Engine,
     config: &RunnerConfig,
-    module: &ModuleHeader,
-    bytes: Vec<u8>,
-    mapped: Option<super::MappedArtifact>,
+    return_artifact: Option<ReturnArtifact>,
+    received: Received,
 ) -> Result<Module, Verdict> {
-    match &module.source {
-        ModuleSource::Wasm { .. } => {
+    match received {
+        Received::Wasm(bytes) => {
             check_function_count(&bytes, config.limits.max_functions_limit())?;
-            let Some(ReturnArtifact { max_len }) = module.return_artifact else {
+            let Some(ReturnArtifact { max_len }) = return_artifact else {
                 return Module::new(engine, &bytes).map_err(|e| invalid(&e));
             };
             let compiled = engine.precompile_module(&bytes).map_err(|e| invalid(&e))?;
@@ -249,21 +248,8 @@ fn load_core(
         }
         // SAFETY: the parent verified the artifact's MAC: it is exactly what a runner of this
         // user's, with this engine configuration (part of the entry's name), compiled.
-        ModuleSource::Compiled { .. } => unsafe { Module::deserialize(engine, &bytes) }
+        Received::Artifact(artifact) => unsafe { Module::deserialize(engine, &*artifact) }
             .map_err(|e| Verdict::Failed { message: format!("cannot load the cached module: {e:#}") }),
-        // SAFETY: as for `Compiled`: the same verified bytes, mapped from a sealed memfd.
-        ModuleSource::Mapped { .. } => match mapped {
-            Some(artifact) => unsafe { Module::deserialize(engine, &*artifact) }
-                .map_err(|e| Verdict::Failed { message: format!("cannot load the cached module: {e:#}") }),
-            None => Err(Verdict::Failed { message: "the parent sent no compiled module".into() }),
-        },
-        ModuleSource::Preloaded { digest } => {
-            let artifact = super::preloaded(digest, config.limits.fuel_limit().is_some())
-                .ok_or_else(|| Verdict::Failed { message: "the zygote did not preload the module".into() })?;
-            // SAFETY: as for `Compiled`: the parent verified this artifact before the zygote got it.
-            unsafe { Module::deserialize(engine, &artifact) }
-                .map_err(|e| Verdict::Failed { message: format!("cannot load the cached module: {e:#}") })
-        }
     }
 }
 

@@ -221,24 +221,17 @@ fn run(mut control: File) -> Result<Verdict, String> {
     // while this runner hardened itself.
     let header: ModuleHeader =
         protocol::read_message(&*control).map_err(|e| format!("cannot read the module header: {e}"))?;
-    let (bytes, mapped) = match header.source {
-        ModuleSource::Mapped { len, offset } => (Vec::new(), Some(receive_mapped(&control, len, offset)?)),
-        _ => (receive_module(&*control, &header.source)?, None),
-    };
+    let received = receive(&control, &header.source, config.limits.fuel_limit().is_some())?;
     // The parent sends nothing more: from now on the socket turning readable means it died.
     let _ = arm_watchman.send(());
-    let compiling = matches!(header.source, ModuleSource::Wasm { .. });
+    let compiling = matches!(received, Received::Wasm(_));
     // A core module or a component: read from the header of bytes to compile (nothing is
     // parsed yet), else as the parent read it from the module that the artifact was made from.
-    let kind = if compiling { ModuleKind::of(&bytes) } else { header.kind };
-    let module_len = match &header.source {
-        ModuleSource::Preloaded { digest } => {
-            preloaded(digest, config.limits.fuel_limit().is_some()).map_or(0, |artifact| artifact.len())
-        }
-        ModuleSource::Wasm { .. } | ModuleSource::Compiled { .. } => bytes.len(),
-        ModuleSource::Mapped { len, .. } => usize::try_from(*len).unwrap_or(usize::MAX),
+    let kind = match &received {
+        Received::Wasm(bytes) => ModuleKind::of(bytes),
+        Received::Artifact(_) => header.kind,
     };
-    harden::limit_data(&config, &header.source, module_len as u64)
+    harden::limit_data(&config, &header.source, received.len() as u64)
         .map_err(|e| format!("cannot harden the runner: {e}"))?;
     if compiling {
         threads::compiling();
@@ -251,7 +244,7 @@ fn run(mut control: File) -> Result<Verdict, String> {
     harden::apply_syscall_filter(&config).map_err(|e| format!("cannot harden the runner: {e}"))?;
 
     // Under the filter from here on: parse, compile or deserialize.
-    let module = match guest::load(&engine, &config, &header, kind, bytes, mapped) {
+    let module = match guest::load(&engine, &config, header.return_artifact, kind, received) {
         Ok(module) => module,
         Err(verdict) => return Ok(verdict),
     };
@@ -275,13 +268,62 @@ fn run(mut control: File) -> Result<Verdict, String> {
     Ok(prepared.run(config.limits.fuel_limit()))
 }
 
-/// Reads the module (or its compiled artifact) that follows the config; the parent always
-/// sends it, so the runner opens no file to get it.
-fn receive_module(control: impl Read, source: &ModuleSource) -> Result<Vec<u8>, String> {
-    let len = match source {
-        ModuleSource::Wasm { len } | ModuleSource::Compiled { len } => *len,
-        ModuleSource::Preloaded { .. } | ModuleSource::Mapped { .. } => return Ok(Vec::new()),
-    };
+/// The module as the runner got it: WebAssembly to compile, or a compiled artifact to load.
+pub(crate) enum Received {
+    Wasm(Vec<u8>),
+    Artifact(Artifact),
+}
+
+/// A compiled artifact whose MAC the parent verified before handing it over (see `cache`):
+/// exactly what a runner of this user's, with this engine configuration, compiled.
+pub(crate) enum Artifact {
+    /// Sent over the control socket.
+    Sent(Vec<u8>),
+    /// Mapped from the file the parent passed.
+    Mapped(MappedArtifact),
+    /// Loaded by the zygote this runner was forked from.
+    Preloaded(std::sync::Arc<[u8]>),
+}
+
+impl std::ops::Deref for Artifact {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Self::Sent(bytes) => bytes,
+            Self::Mapped(mapped) => mapped,
+            Self::Preloaded(bytes) => bytes,
+        }
+    }
+}
+
+impl Received {
+    fn len(&self) -> usize {
+        match self {
+            Self::Wasm(bytes) => bytes.len(),
+            Self::Artifact(artifact) => artifact.len(),
+        }
+    }
+}
+
+/// Takes in the module the header announced, which follows it on the control socket (or was
+/// preloaded by the zygote: `fuel` picks which of its artifacts). The parent always sends it, so
+/// the runner opens no file to get it.
+fn receive(control: &File, source: &ModuleSource, fuel: bool) -> Result<Received, String> {
+    Ok(match *source {
+        ModuleSource::Wasm { len } => Received::Wasm(receive_bytes(control, len)?),
+        ModuleSource::Compiled { len } => Received::Artifact(Artifact::Sent(receive_bytes(control, len)?)),
+        ModuleSource::Mapped { len, offset } => {
+            Received::Artifact(Artifact::Mapped(receive_mapped(control, len, offset)?))
+        }
+        ModuleSource::Preloaded { ref digest } => Received::Artifact(Artifact::Preloaded(
+            preloaded(digest, fuel).ok_or("the zygote did not preload the module")?,
+        )),
+    })
+}
+
+/// Reads the `len` bytes that follow the module's header.
+fn receive_bytes(control: impl Read, len: u64) -> Result<Vec<u8>, String> {
     // Sized up front: growing from empty costs a dozen small reads for a typical module.
     let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0).min(1 << 30));
     control.take(len).read_to_end(&mut bytes).map_err(|e| format!("cannot receive the module: {e}"))?;
