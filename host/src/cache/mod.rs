@@ -13,9 +13,9 @@
 //! - entries are opened with `O_NOFOLLOW` and written under random names with
 //!   `O_EXCL|O_NOFOLLOW`, then renamed into place;
 //! - only the parent reads and writes the directory and holds the key. A runner gets a verified
-//!   artifact (in a sealed memfd passed over its control socket, which it maps and closes), or
-//!   compiles and sends the artifact back for the parent to store. Runners cannot reach the
-//!   cache directory at all.
+//!   artifact (the entry's file, or a sealed memfd, passed over its control socket; it maps it
+//!   and closes the fd), or compiles and sends the artifact back for the parent to store.
+//!   Runners cannot reach the cache directory at all.
 //!
 //! The cache is bounded in bytes ([`DEFAULT_CACHE_MAX_BYTES`]); storing an entry evicts the
 //! least recently used ones beyond that.
@@ -249,7 +249,8 @@ impl Cache {
         let mut file = std::fs::File::from(file);
         let mut header = [0u8; HEADER_LEN];
         file.read_exact(&mut header).ok()?;
-        // Read straight into the shared buffer the runner is sent from: no second copy.
+        // Read straight into the shared buffer that is verified and kept in the memo: no second
+        // copy. (A runner maps the file itself.)
         // SAFETY: zeroed bytes are valid `u8`s.
         let mut artifact: Arc<[u8]> = unsafe { Arc::<[u8]>::new_zeroed_slice(artifact_len).assume_init() };
         file.read_exact(Arc::get_mut(&mut artifact).expect("not shared yet")).ok()?;
