@@ -177,10 +177,8 @@ fn landlock(config: &RunnerConfig) -> Result<Option<i32>, String> {
 #[cfg(target_arch = "x86_64")]
 pub(super) fn apply_syscall_filter(config: &RunnerConfig) -> Result<(), String> {
     install_reporters();
-    let program = filter::allowlist(rustix::process::getpid().as_raw_nonzero().get())?;
-    seccompiler::apply_filter_all_threads(&program).map_err(|e| format!("seccomp: {e}"))?;
-    if config.dirs.is_empty() {
-        let program = filter::no_files()?;
+    let pid = rustix::process::getpid().as_raw_nonzero().get();
+    for program in filter::syscall_wall(pid, !config.dirs.is_empty())? {
         seccompiler::apply_filter_all_threads(&program).map_err(|e| format!("seccomp: {e}"))?;
     }
     Ok(())

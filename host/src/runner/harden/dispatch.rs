@@ -7,11 +7,15 @@
 //! action. With the runner's allowlist (about 130 syscalls) that made attaching a filter a
 //! good part of a sandbox's start.
 //!
-//! The dispatch decides in about log2(n) comparisons what seccompiler's chain would decide
-//! anyway: syscalls allowed whatever their arguments return the matched action at once,
-//! syscalls no rule names return the mismatch action at once, and only syscalls with argument
-//! rules jump into seccompiler's own chain, which then decides exactly as before. It goes right
+//! The dispatch decides in about log2(n) comparisons: syscalls allowed whatever their arguments
+//! return the matched action at once, syscalls with an action of their own ([`Rule::Fixed`])
+//! return it, syscalls no rule names return the mismatch action, and only syscalls with argument
+//! rules jump into seccompiler's chain, which then decides exactly as before. It goes right
 //! after seccompiler's architecture check and syscall-number load, so it sees the same state.
+//!
+//! The chain behind it then needs only the rules on arguments (`filter::compile` gives it no
+//! others): the kernel converts and JIT-compiles every instruction of a filter when it is
+//! attached, so a shorter program is a cheaper start.
 
 use seccompiler::{BpfProgram, sock_filter};
 
@@ -34,6 +38,8 @@ pub(super) enum Rule {
     Always,
     /// Matched only with some arguments: seccompiler's chain decides.
     Arguments,
+    /// This action (a `SECCOMP_RET_*` value), whatever the arguments; not in the chain at all.
+    Fixed(u32),
 }
 
 /// One instruction of the dispatch, before the jumps into the chain are resolved.
@@ -42,25 +48,30 @@ enum Op {
     ToChain,
 }
 
-/// `program` (seccompiler's output for `rules`, with `matched`/`mismatch` as its actions) with
-/// the dispatch inserted after its syscall-number load. Returned unchanged if its layout is not
-/// the expected one or a jump would not fit BPF's 8-bit offsets: the dispatch is only ever a
-/// shortcut, never needed for correctness.
-pub(super) fn with_dispatch(program: BpfProgram, rules: &[(i64, Rule)], matched: u32, mismatch: u32) -> BpfProgram {
+/// `program` (seccompiler's output for the [`Rule::Arguments`] among `rules`, with
+/// `matched`/`mismatch` as its actions) with the dispatch for all of `rules` inserted after its
+/// syscall-number load. `None` if its layout is not the expected one or a jump would not fit
+/// BPF's 8-bit offsets; the caller then falls back to seccompiler's full chains.
+pub(super) fn with_dispatch(
+    program: BpfProgram,
+    rules: &[(i64, Rule)],
+    matched: u32,
+    mismatch: u32,
+) -> Option<BpfProgram> {
     // seccompiler's layout: arch load, arch check, kill, then the number load (`k == 0`).
-    let Some(load) = program.iter().position(|insn| insn.code == BPF_LD_W_ABS && insn.k == NR_OFFSET) else {
-        return program;
-    };
+    let load = program.iter().position(|insn| insn.code == BPF_LD_W_ABS && insn.k == NR_OFFSET)?;
     let mut keys: Vec<(u32, Rule)> = Vec::with_capacity(rules.len());
     for &(nr, rule) in rules {
-        let Ok(nr) = u32::try_from(nr) else { return program };
-        keys.push((nr, rule));
+        keys.push((u32::try_from(nr).ok()?, rule));
     }
     keys.sort_unstable_by_key(|&(nr, _)| nr);
+    let unique = keys.len();
     keys.dedup_by_key(|&mut (nr, _)| nr);
-    let Some(tree) = search(&keys, matched, mismatch) else {
-        return program;
-    };
+    if keys.len() != unique {
+        // One syscall with two rules: a caller's mistake; the chains alone cannot be wrong.
+        return None;
+    }
+    let tree = search(&keys, matched, mismatch)?;
     let len = tree.len();
     let mut out = Vec::with_capacity(program.len() + len);
     out.extend_from_slice(&program[..=load]);
@@ -71,8 +82,11 @@ pub(super) fn with_dispatch(program: BpfProgram, rules: &[(i64, Rule)], matched:
             Op::ToChain => jump(BPF_JMP_JA, (len - index - 1) as u32, 0, 0),
         });
     }
-    out.extend_from_slice(&program[load + 1..]);
-    out
+    // The chains, unless nothing jumps into them.
+    if keys.iter().any(|&(_, rule)| rule == Rule::Arguments) {
+        out.extend_from_slice(&program[load + 1..]);
+    }
+    Some(out)
 }
 
 /// The search tree for sorted `keys`, laid out node, left subtree, right subtree; `None` if a
@@ -86,6 +100,7 @@ fn search(keys: &[(u32, Rule)], matched: u32, mismatch: u32) -> Option<Vec<Op>> 
             ops.push(match rule {
                 Rule::Always => Op::Raw(jump(BPF_RET_K, matched, 0, 0)),
                 Rule::Arguments => Op::ToChain,
+                Rule::Fixed(action) => Op::Raw(jump(BPF_RET_K, action, 0, 0)),
             });
         }
         ops.push(Op::Raw(jump(BPF_RET_K, mismatch, 0, 0)));

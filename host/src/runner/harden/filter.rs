@@ -109,11 +109,23 @@ fn rule(conditions: Vec<Cond>) -> Result<SeccompRule, String> {
     SeccompRule::new(conditions).map_err(|e| format!("seccomp rule: {e}"))
 }
 
-/// The runner's allowlist: [`ALWAYS`], [`FILES`], and the calls that are only allowed with some
-/// arguments. Without granted directories, [`no_files`] refuses [`FILES`] again (and Landlock
-/// already refuses every open).
-pub(super) fn allowlist(pid: i32) -> Result<BpfProgram, String> {
-    compile(allowlist_rules(pid)?)
+/// The runner's syscall wall, as the programs to attach in order: the allowlist ([`ALWAYS`],
+/// [`FILES`], and the calls that are only allowed with some arguments). Without granted
+/// directories (`files` false), every call of [`FILES`] fails with `EPERM` instead (Landlock
+/// already refuses every open): one program that decides that too, or, should the dispatch not
+/// fit, the allowlist with [`no_files`] stacked on it, which decide the same.
+pub(super) fn syscall_wall(pid: i32, files: bool) -> Result<Vec<BpfProgram>, String> {
+    if files {
+        return Ok(vec![compile(allowlist_rules(pid)?)?]);
+    }
+    let (mut rules, mismatch, matched) = allowlist_rules(pid)?;
+    let refused = no_files_rules();
+    let fixed: Vec<(i64, u32)> = refused.0.keys().map(|&nr| (nr, u32::from(refused.2.clone()))).collect();
+    rules.retain(|nr, _| !refused.0.contains_key(nr));
+    match compile_dispatched((rules, mismatch, matched), &fixed)? {
+        Some(program) => Ok(vec![program]),
+        None => Ok(vec![compile(allowlist_rules(pid)?)?, compile(refused)?]),
+    }
 }
 
 fn allowlist_rules(pid: i32) -> Result<Filter, String> {
@@ -142,16 +154,12 @@ fn allowlist_rules(pid: i32) -> Result<Filter, String> {
     Ok((rules, SeccompAction::Trap, SeccompAction::Allow))
 }
 
-/// Stacked on the allowlist for a guest without granted directories, failing with `EPERM`
-/// every call of [`FILES`], so that no path (absolute or not) is reachable even by `stat`,
-/// which Landlock does not cover.
+/// For a guest without granted directories, every call of [`FILES`] fails with `EPERM`, so that
+/// no path (absolute or not) is reachable even by `stat`, which Landlock does not cover: as a
+/// filter of its own to stack on the allowlist, the fallback of [`syscall_wall`].
 ///
 /// An error rather than `SIGSYS`: glibc's allocator itself probes
 /// `/proc/sys/vm/overcommit_memory` when it first trims a heap, and copes with a refusal.
-pub(super) fn no_files() -> Result<BpfProgram, String> {
-    compile(no_files_rules())
-}
-
 fn no_files_rules() -> Filter {
     let rules: Rules = FILES.iter().map(|&nr| (nr, Vec::new())).collect();
     (rules, SeccompAction::Allow, SeccompAction::Errno(libc::EPERM as u32))
@@ -240,16 +248,35 @@ fn zygote_rules() -> Filter {
     (rules, SeccompAction::Allow, SeccompAction::Trap)
 }
 
-/// seccompiler's program for `rules`, with a binary-search dispatch in front of its chains
-/// (see [`dispatch`](super::dispatch)): the same decisions, at a fraction of the kernel's cost
-/// of attaching it.
-fn compile((rules, mismatch, matched): Filter) -> Result<BpfProgram, String> {
+/// The program for `filter`: with a binary-search dispatch in front of seccompiler's chains
+/// for the rules on arguments (see [`dispatch`](super::dispatch)), or seccompiler's chains
+/// alone if the dispatch does not fit. The same decisions either way; the first at a fraction
+/// of the kernel's cost of attaching it.
+fn compile(filter: Filter) -> Result<BpfProgram, String> {
+    match compile_dispatched(filter.clone(), &[])? {
+        Some(program) => Ok(program),
+        None => compile_chains(filter),
+    }
+}
+
+/// `filter` as a dispatch in front of seccompiler's chains of its rules on arguments only; the
+/// syscalls of `fixed` (none of which `filter` names) return their own action (a
+/// `SECCOMP_RET_*` value). `None` if the dispatch does not fit.
+fn compile_dispatched((rules, mismatch, matched): Filter, fixed: &[(i64, u32)]) -> Result<Option<BpfProgram>, String> {
     use super::dispatch::{Rule, with_dispatch};
-    let kinds: Vec<(i64, Rule)> =
-        rules.iter().map(|(&nr, chain)| (nr, if chain.is_empty() { Rule::Always } else { Rule::Arguments })).collect();
+    let kinds: Vec<(i64, Rule)> = rules
+        .iter()
+        .map(|(&nr, chain)| (nr, if chain.is_empty() { Rule::Always } else { Rule::Arguments }))
+        .chain(fixed.iter().map(|&(nr, action)| (nr, Rule::Fixed(action))))
+        .collect();
     let (matched_code, mismatch_code) = (u32::from(matched.clone()), u32::from(mismatch.clone()));
-    let program = compile_chains((rules, mismatch, matched))?;
-    Ok(with_dispatch(program, &kinds, matched_code, mismatch_code))
+    let on_arguments: Rules =
+        rules.iter().filter(|(_, chain)| !chain.is_empty()).map(|(nr, chain)| (*nr, chain.clone())).collect();
+    // With no rule on arguments the dispatch decides everything and only the architecture check
+    // and number load in front of the chains are kept; seccompiler emits no number load for an
+    // empty filter, so those come from the full chains.
+    let chains = compile_chains((if on_arguments.is_empty() { rules } else { on_arguments }, mismatch, matched))?;
+    Ok(with_dispatch(chains, &kinds, matched_code, mismatch_code))
 }
 
 /// seccompiler's program for `rules`: one linear chain.
@@ -276,34 +303,88 @@ mod tests {
         ];
         filters
             .into_iter()
-            .map(|(name, filter)| (name, compile(filter.clone()).unwrap(), compile_chains(filter).unwrap()))
+            .map(|(name, filter)| {
+                let dispatched = compile_dispatched(filter.clone(), &[]).unwrap().expect("the dispatch fits");
+                (name, dispatched, compile_chains(filter).unwrap())
+            })
             .collect()
+    }
+
+    /// Argument values at each rule's edges: small fds, the fcntl and ioctl commands,
+    /// PROT_EXEC and MAP_* bits, the pid, and high bits that a 64-bit compare would see.
+    fn edge_values() -> Vec<u64> {
+        [0u64, 1, 2, 3, 4, 5, 7, 0x20, 0x22, 0x100, 0x406, 0x5401, 0x5413, 0x541b, 0x5421, 0x5451]
+            .into_iter()
+            .chain([4242, 1 << 32, (1 << 32) | 4, 0x1_0000_0406, u64::MAX])
+            .collect()
+    }
+
+    /// Every syscall number (and some past the table), both architectures, many arguments.
+    fn each_call(mut check: impl FnMut(&Data)) -> u64 {
+        let values = edge_values();
+        let mut checked = 0;
+        for nr in (0..=470u32).chain([0x4000_0000, 0x4000_0001, 0x4000_0200, u32::MAX]) {
+            for arch in [AUDIT_ARCH_X86_64, 0x4000_0003] {
+                for (i, &first) in values.iter().enumerate() {
+                    let pick = |step: usize| values[(i * step + 1) % values.len()];
+                    check(&Data { nr, arch, args: [first, pick(7), pick(5), pick(3), pick(11), 0] });
+                    checked += 1;
+                }
+            }
+        }
+        checked
+    }
+
+    /// What the kernel does with stacked filters: the action of highest precedence, which is
+    /// the lowest as a signed number (`SECCOMP_RET_KILL_PROCESS` is negative).
+    fn stacked(actions: impl IntoIterator<Item = u32>) -> u32 {
+        actions.into_iter().min_by_key(|&action| (action & 0xffff_0000) as i32).expect("one filter at least")
+    }
+
+    #[test]
+    fn the_wall_without_files_is_one_program_deciding_as_the_two_stacked_filters() {
+        let wall = syscall_wall(4242, false).unwrap();
+        assert_eq!(wall.len(), 1, "the dispatch did not fit: two filters to attach");
+        let allowlist = compile_chains(allowlist_rules(4242).unwrap()).unwrap();
+        let refuse_files = compile_chains(no_files_rules()).unwrap();
+        let checked = each_call(|data| {
+            let expected = stacked([run(&allowlist, data).0, run(&refuse_files, data).0]);
+            assert_eq!(run(&wall[0], data).0, expected, "syscall {} with args {:?}", data.nr, data.args);
+        });
+        assert!(checked > 15_000, "{checked}");
+        let eperm = u32::from(SeccompAction::Errno(libc::EPERM as u32));
+        let openat = Data { nr: libc::SYS_openat as u32, arch: AUDIT_ARCH_X86_64, args: [0; 6] };
+        assert_eq!(run(&wall[0], &openat).0, eperm);
+    }
+
+    #[test]
+    fn the_wall_with_files_is_the_allowlist() {
+        let wall = syscall_wall(4242, true).unwrap();
+        assert_eq!(wall.len(), 1);
+        let allowlist = compile_chains(allowlist_rules(4242).unwrap()).unwrap();
+        each_call(|data| assert_eq!(run(&wall[0], data).0, run(&allowlist, data).0, "syscall {}", data.nr));
+        let openat = Data { nr: libc::SYS_openat as u32, arch: AUDIT_ARCH_X86_64, args: [0; 6] };
+        assert_eq!(run(&wall[0], &openat).0, u32::from(SeccompAction::Allow));
+    }
+
+    #[test]
+    fn a_dispatched_program_keeps_only_the_chains_on_arguments() {
+        // The kernel converts and JIT-compiles every instruction at attach time: the whole
+        // wall, files refused included, must be shorter than seccompiler's chain for the
+        // allowlist alone (which the runner attached, plus a dispatch and a second filter, before).
+        let wall = syscall_wall(4242, false).unwrap();
+        let chain = compile_chains(allowlist_rules(4242).unwrap()).unwrap().len();
+        assert!(wall[0].len() < chain, "{} instructions, against {chain} for the chain", wall[0].len());
     }
 
     #[test]
     fn the_dispatch_decides_every_syscall_as_the_plain_chains_do() {
-        // Argument values at each rule's edges: small fds, the fcntl and ioctl commands,
-        // PROT_EXEC and MAP_* bits, the pid, and high bits that a 64-bit compare would see.
-        let values: Vec<u64> =
-            [0u64, 1, 2, 3, 4, 5, 7, 0x20, 0x22, 0x100, 0x406, 0x5401, 0x5413, 0x541b, 0x5421, 0x5451]
-                .into_iter()
-                .chain([4242, 1 << 32, (1 << 32) | 4, 0x1_0000_0406, u64::MAX])
-                .collect();
         let mut checked = 0u64;
         for (name, dispatched, plain) in both_ways() {
-            assert!(dispatched.len() > plain.len(), "{name}: no dispatch was inserted");
-            let numbers = (0..=470u32).chain([0x4000_0000, 0x4000_0001, 0x4000_0200, u32::MAX]);
-            for nr in numbers {
-                for arch in [AUDIT_ARCH_X86_64, 0x4000_0003] {
-                    for (i, &first) in values.iter().enumerate() {
-                        let pick = |step: usize| values[(i * step + 1) % values.len()];
-                        let data = Data { nr, arch, args: [first, pick(7), pick(5), pick(3), pick(11), 0] };
-                        let (ours, theirs) = (run(&dispatched, &data), run(&plain, &data));
-                        assert_eq!(ours.0, theirs.0, "{name}: syscall {nr} with args {:?}", data.args);
-                        checked += 1;
-                    }
-                }
-            }
+            checked += each_call(|data| {
+                let (ours, theirs) = (run(&dispatched, data), run(&plain, data));
+                assert_eq!(ours.0, theirs.0, "{name}: syscall {} with args {:?}", data.nr, data.args);
+            });
         }
         assert!(checked > 50_000, "{checked}");
     }
