@@ -25,16 +25,19 @@ mod trust;
 
 use crate::protocol::ModuleKind;
 use rustix::fd::OwnedFd;
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
 /// Marks an entry written by this code; bump the version when the layout changes.
-const MAGIC: &[u8; 16] = b"wasmpipe-cwasm-3";
+const MAGIC: &[u8; 16] = b"wasmpipe-cwasm-4";
+/// The magic and the MAC.
 const HEADER_LEN: usize = MAGIC.len() + 32;
 
-/// Where an entry's artifact starts in its file: after the magic and the MAC.
-const ENTRY_HEADER_LEN: u64 = HEADER_LEN as u64;
+/// Where an entry's artifact starts in its file: the header, then zeros up to a page boundary,
+/// so that a runner can map the artifact by itself, page-aligned, and run its code in place
+/// instead of copying it (wasmtime makes the code executable page by page).
+const ARTIFACT_OFFSET: usize = 4096;
 
 /// Temporary files being written start with this; stale ones are removed by eviction.
 const TEMP_PREFIX: &str = ".tmp-";
@@ -222,7 +225,7 @@ impl Cache {
 
     /// Largest artifact the cache takes.
     pub(crate) fn max_entry_bytes(&self) -> u64 {
-        self.max_bytes.saturating_sub(HEADER_LEN as u64)
+        self.max_bytes.saturating_sub(ARTIFACT_OFFSET as u64)
     }
 
     /// The verified artifact stored under `name`, if there is one.
@@ -245,10 +248,11 @@ impl Cache {
         if len > self.max_bytes {
             return None;
         }
-        let artifact_len = usize::try_from(len).ok()?.checked_sub(HEADER_LEN)?;
+        let artifact_len = usize::try_from(len).ok()?.checked_sub(ARTIFACT_OFFSET)?;
         let mut file = std::fs::File::from(file);
         let mut header = [0u8; HEADER_LEN];
         file.read_exact(&mut header).ok()?;
+        file.seek(io::SeekFrom::Start(ARTIFACT_OFFSET as u64)).ok()?;
         // Read straight into the shared buffer that is verified and kept in the memo: no second
         // copy. (A runner maps the file itself.)
         // SAFETY: zeroed bytes are valid `u8`s.
@@ -265,7 +269,7 @@ impl Cache {
             rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
         );
         memo_put(&self.path, *name, artifact.clone());
-        Some((artifact, Some(ArtifactFile { file, offset: ENTRY_HEADER_LEN })))
+        Some((artifact, Some(ArtifactFile { file, offset: ARTIFACT_OFFSET as u64 })))
     }
 
     fn mac(&self, name: &EntryName, artifact: &[u8]) -> blake3::Hash {
@@ -306,8 +310,10 @@ impl Cache {
         let temp = trust::random_name(TEMP_PREFIX)?;
         let result = (|| {
             let mut file = trust::create_private_file(&self.dir, &temp)?;
-            file.write_all(MAGIC)?;
-            file.write_all(self.mac(name, artifact).as_bytes())?;
+            let mut header = [0u8; ARTIFACT_OFFSET];
+            header[..MAGIC.len()].copy_from_slice(MAGIC);
+            header[MAGIC.len()..HEADER_LEN].copy_from_slice(self.mac(name, artifact).as_bytes());
+            file.write_all(&header)?;
             file.write_all(artifact)?;
             file.sync_data()?;
             rustix::fs::renameat(&self.dir, temp.as_str(), &self.dir, file_name)?;

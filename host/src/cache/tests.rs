@@ -169,7 +169,7 @@ fn planted_temporary_names_are_never_written_through() {
 fn the_size_cap_evicts_the_least_recently_used() {
     let scratch = Scratch::new("evict");
     let big = vec![7u8; 4096];
-    let cap = 3 * (big.len() + HEADER_LEN) as u64;
+    let cap = 3 * (big.len() + ARTIFACT_OFFSET) as u64;
     let cache = Cache::open(&scratch.dir(), Some(&scratch.key()), cap).unwrap();
     for byte in 10..13 {
         cache.store(&name(byte), &big);
@@ -247,6 +247,8 @@ fn a_freshly_loaded_entry_comes_with_its_file_holding_exactly_the_artifact() {
     let (bytes, mapped) = cache.load_with_file(&name(30)).unwrap();
     assert_eq!(&bytes[..], &artifact[..]);
     let mapped = mapped.expect("a file to map");
+    // On a page boundary, so that a runner can run the code where it maps it.
+    assert_eq!(mapped.offset % rustix::param::page_size() as u64, 0, "artifact at {}", mapped.offset);
     // Read as the runner maps it: the whole file, whatever its position.
     let mut contents = vec![0u8; mapped.file.metadata().unwrap().len() as usize];
     std::os::unix::fs::FileExt::read_exact_at(&mapped.file, &mut contents, 0).unwrap();

@@ -42,8 +42,12 @@ pub(crate) fn load(
         // SAFETY: the parent verified the artifact's MAC over an entry name that includes the
         // kind: it is exactly what a runner of this user's compiled from this component. (And
         // wasmtime itself refuses a core module's artifact here.)
-        Received::Artifact(artifact) => unsafe { Component::deserialize(engine, &*artifact) }
-            .map_err(|e| Verdict::Failed { message: format!("cannot load the cached component: {e:#}") }),
+        Received::Artifact(artifact) => {
+            // SAFETY: `in_place::load` calls it with the verified artifact alone (see above).
+            let copy = |engine: &Engine, bytes: &[u8]| unsafe { Component::deserialize(engine, bytes) };
+            unsafe { super::in_place::load(engine, artifact, copy, Component::deserialize_raw) }
+                .map_err(|e| Verdict::Failed { message: format!("cannot load the cached component: {e:#}") })
+        }
     }
 }
 

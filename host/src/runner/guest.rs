@@ -40,6 +40,10 @@ pub(crate) fn engine_config(fuel: bool) -> Config {
     // captures wasm backtraces without it); registering it frame by frame was a measurable share
     // of loading a cached module at every start.
     config.native_unwind_info(false);
+    // Compiled code made executable by the runner's own hook, which can also publish a mapped
+    // cache entry in place (see `in_place`); not part of the cache key.
+    #[cfg(target_arch = "x86_64")]
+    config.with_custom_code_memory(Some(std::sync::Arc::new(super::in_place::InPlace::new())));
     enable_proposals(&mut config);
     config
 }
@@ -248,8 +252,12 @@ fn load_core(
         }
         // SAFETY: the parent verified the artifact's MAC: it is exactly what a runner of this
         // user's, with this engine configuration (part of the entry's name), compiled.
-        Received::Artifact(artifact) => unsafe { Module::deserialize(engine, &*artifact) }
-            .map_err(|e| Verdict::Failed { message: format!("cannot load the cached module: {e:#}") }),
+        Received::Artifact(artifact) => {
+            // SAFETY: `in_place::load` calls it with the verified artifact alone (see above).
+            let copy = |engine: &Engine, bytes: &[u8]| unsafe { Module::deserialize(engine, bytes) };
+            unsafe { super::in_place::load(engine, artifact, copy, Module::deserialize_raw) }
+                .map_err(|e| Verdict::Failed { message: format!("cannot load the cached module: {e:#}") })
+        }
     }
 }
 

@@ -52,6 +52,7 @@ mod component;
 mod fork;
 mod guest;
 mod harden;
+mod in_place;
 mod stdio;
 mod threads;
 mod zygote;
@@ -337,12 +338,16 @@ fn receive_mapped(control: &File, len: u64, offset: u64) -> Result<MappedArtifac
     };
     let size = rustix::fs::fstat(&file).map_err(|e| format!("cannot receive the module: {e}"))?.st_size;
     let mapped_len = offset.checked_add(len).filter(|&end| len > 0 && u64::try_from(size) == Ok(end));
-    let mapped_len = mapped_len
+    let file_len = mapped_len
         .and_then(|end| usize::try_from(end).ok())
         .ok_or("the compiled module's size is not the announced one")?;
-    // SAFETY: a fresh private read-only mapping of the whole file, owned by the returned value,
-    // which unmaps it. The file is never written in place (a sealed memfd, or a cache entry,
-    // which is only ever replaced).
+    // The artifact alone when it starts on a page (a cache entry's or a memfd's does), so that
+    // its code can run where it is mapped (`in_place`); else the whole file.
+    let start = if offset.is_multiple_of(rustix::param::page_size() as u64) { offset } else { 0 };
+    let mapped_len = file_len - start as usize;
+    // SAFETY: a fresh private read-only mapping, owned by the returned value, which unmaps it.
+    // The file is never written in place (a sealed memfd, or a cache entry, which is only ever
+    // replaced).
     let ptr = unsafe {
         rustix::mm::mmap(
             std::ptr::null_mut(),
@@ -350,11 +355,11 @@ fn receive_mapped(control: &File, len: u64, offset: u64) -> Result<MappedArtifac
             rustix::mm::ProtFlags::READ,
             rustix::mm::MapFlags::PRIVATE,
             &file,
-            0,
+            start,
         )
     }
     .map_err(|e| format!("cannot map the module: {e}"))?;
-    Ok(MappedArtifact { ptr: ptr.cast(), mapped_len, offset: offset as usize })
+    Ok(MappedArtifact { ptr: ptr.cast(), mapped_len, offset: (offset - start) as usize })
 }
 
 /// A compiled artifact mapped read-only from the file the parent sent: the bytes from `offset`
@@ -363,6 +368,13 @@ pub(crate) struct MappedArtifact {
     ptr: *mut u8,
     mapped_len: usize,
     offset: usize,
+}
+
+impl MappedArtifact {
+    /// Whether the artifact starts on a page: then its code can run in place.
+    pub(crate) fn is_page_aligned(&self) -> bool {
+        self.offset == 0
+    }
 }
 
 impl std::ops::Deref for MappedArtifact {
