@@ -404,6 +404,54 @@ fn a_forked_run_finds_the_entry_compile_stored_and_stores_one_per_engine() {
     }
 }
 
+/// Whether this process runs as root (the user id on the `Uid:` line of /proc/self/status).
+fn running_as_root() -> bool {
+    let status = fs::read_to_string("/proc/self/status").unwrap();
+    status.lines().find_map(|line| line.strip_prefix("Uid:")).and_then(|ids| ids.split_whitespace().next()) == Some("0")
+}
+
+/// Unmounts a mount point when dropped, also when the test fails.
+struct Mounted(PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// A runner runs a cached module's code where it maps the entry. On a mount that forbids
+/// executable mappings (a `noexec` /tmp or home, as many systems have) that is refused, and the
+/// module must still run, from a copy: every run here, after the first, loads from that cache.
+/// Mounting a tmpfs needs root (as in CI); elsewhere the test says so and checks nothing.
+#[test]
+fn a_cache_on_a_noexec_mount_still_runs_its_entries() {
+    if !running_as_root() {
+        eprintln!("skipped: mounting a noexec tmpfs needs root");
+        return;
+    }
+    let scratch = scratch!();
+    let cache = scratch.path().join("cache");
+    fs::create_dir_all(&cache).unwrap();
+    let status = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "noexec,mode=0700", "wasmpipe-noexec"])
+        .arg(&cache)
+        .status()
+        .unwrap();
+    assert!(status.success(), "mount: {status}");
+    let _mounted = Mounted(cache.clone());
+    for fuel in [None, None, Some("100000000"), Some("100000000")] {
+        let mut command = scratch.wasmpipe();
+        command.arg("run");
+        if let Some(fuel) = fuel {
+            command.args(["--fuel", fuel]);
+        }
+        let output = command.arg(guests::SIMPLEX).output().unwrap();
+        assert_eq!(code(&output), 0, "{}", describe(&output));
+        assert_eq!(output.stdout, b"hi from the child process\n", "{}", describe(&output));
+    }
+    assert_eq!(cache_entries(&cache).len(), 2, "one entry per engine, reused: {:?}", cache_entries(&cache));
+}
+
 // ---------------------------------------------------------------------------------------------
 // --help
 
