@@ -130,6 +130,10 @@ pub(crate) struct RunnerConfig {
     pub allow_unconfined_dirs: bool,
     /// Test hook: raw syscalls a compromised runner might make, run after hardening.
     pub probes: Vec<crate::probe::Probe>,
+    /// The CPU features the parent detected (see `runner::cpu`), for an exec'd runner to make
+    /// its engine without detecting them again; `None`: detect.
+    #[serde(default)]
+    pub cpu_features: Option<Vec<String>>,
 }
 
 /// How the guest ended, as the runner saw it.
@@ -384,6 +388,7 @@ mod tests {
             compile_only: false,
             allow_unconfined_dirs: false,
             probes: Vec::new(),
+            cpu_features: Some(vec!["avx2".into()]),
         };
         let header = ModuleHeader {
             source: ModuleSource::Compiled { len: 8 },
@@ -398,6 +403,7 @@ mod tests {
         assert_eq!(back.argv, config.argv);
         assert_eq!(back.env, config.env);
         assert!(back.send_engine_hash);
+        assert_eq!(back.cpu_features, config.cpu_features);
         let back: ModuleHeader = read_message(&mut input).unwrap();
         assert_eq!(back.kind, ModuleKind::Component);
         assert!(matches!(back.source, ModuleSource::Compiled { len: 8 }));

@@ -418,7 +418,10 @@ impl Sandbox {
                 // The granted directories, opened here, ride along.
                 let fds: Vec<_> = std::iter::once(stdin.as_fd()).chain(grant_fds.iter().map(AsFd::as_fd)).collect();
                 let sent = protocol::send_fds(&parent_control, &fds, &[]).map_err(spawn_error);
-                if let Err(error) = sent.and_then(|()| send_config(&parent_control, &config())) {
+                // An exec'd runner starts from nothing: the CPU features this process detected
+                // spare it detecting them again (a forked one has what this process has).
+                let config = RunnerConfig { cpu_features: crate::runner::cpu::detected(), ..config() };
+                if let Err(error) = sent.and_then(|()| send_config(&parent_control, &config)) {
                     return Err(kill_and_fail(process, error));
                 }
                 // Read (and look up in the cache) while the runner execs.
@@ -634,6 +637,7 @@ impl Sandbox {
             compile_only: self.compile_only,
             allow_unconfined_dirs: self.allow_dangerous_dirs,
             probes: self.probes.clone(),
+            cpu_features: None,
         }
     }
 }

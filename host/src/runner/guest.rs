@@ -16,7 +16,18 @@ use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx, WasiCtxBuilder};
 
 /// The wasmtime engine every runner uses; see [`engine_config`].
 pub(crate) fn engine_for(fuel: bool) -> Result<Engine, String> {
-    Engine::new(&engine_config(fuel)).map_err(|e| format!("cannot create the wasm engine: {e:#}"))
+    engine_with(fuel, None)
+}
+
+/// [`engine_for`], compiling for exactly the CPU features the parent detected (`cpu`, see
+/// [`cpu`](super::cpu)) rather than detecting them again, when given.
+pub(crate) fn engine_with(fuel: bool, cpu: Option<&[String]>) -> Result<Engine, String> {
+    let mut config = engine_config(fuel);
+    if let Some(features) = cpu {
+        // SAFETY: the parent detected them on this machine (`cpu::detected`).
+        unsafe { super::cpu::configure(&mut config, features) }?;
+    }
+    Engine::new(&config).map_err(|e| format!("cannot create the wasm engine: {e:#}"))
 }
 
 /// The wasmtime configuration every runner uses. It must be a pure function of the limits, since

@@ -49,6 +49,7 @@
 //!    handler instead (`harden`), the timeout by the watchman.
 
 mod component;
+pub(crate) mod cpu;
 mod fork;
 mod guest;
 mod harden;
@@ -177,7 +178,7 @@ fn run(mut control: File) -> Result<Verdict, String> {
     // a wake-up on the other CPU, the join) costs more than the build it would overlap.
     let config: RunnerConfig =
         protocol::read_message(&mut control).map_err(|e| format!("cannot read the runner config: {e}"))?;
-    let engine = engine(config.limits.fuel_limit().is_some())?;
+    let engine = engine(config.limits.fuel_limit().is_some(), config.cpu_features.as_deref())?;
     if config.send_engine_hash {
         // Nothing but this process's own code has run yet: the hash is the one the parent
         // would compute itself.
@@ -421,10 +422,10 @@ fn preloaded(digest: &[u8; 32], fuel: bool) -> Option<std::sync::Arc<[u8]>> {
     preloaded.iter().find(|(d, f, _)| d == digest && *f == fuel).map(|(_, _, artifact)| artifact.clone())
 }
 
-fn engine(fuel: bool) -> Result<wasmtime::Engine, String> {
+fn engine(fuel: bool, cpu_features: Option<&[String]>) -> Result<wasmtime::Engine, String> {
     match PREPARED_ENGINES.get() {
         Some(engines) => Ok(engines[usize::from(fuel)].clone()),
-        None => guest::engine_for(fuel),
+        None => guest::engine_with(fuel, cpu_features),
     }
 }
 
