@@ -29,7 +29,8 @@
 //! In the runner (this module), in order:
 //! 1. [`hook`] runs before `main`; close every fd but 0–3; take the control socket to fd 3 and
 //!    the guest's stdin (passed over it) to fd 0;
-//! 2. read the config ([`run`]), make the engine, and send its hash if asked;
+//! 2. read the config ([`run`]), make the engine (an exec'd runner for the CPU features the
+//!    parent detected, [`cpu`]), and send its hash if asked;
 //! 3. lock down, still single-threaded ([`harden::lock_down_files`]): `no_new_privs`,
 //!    capabilities, Landlock;
 //! 4. start the watchman (timeout, compile limit, parent death) and the timer driver
