@@ -234,8 +234,8 @@ impl Cache {
         self.load_with_file(name).map(|(artifact, _)| artifact)
     }
 
-    /// [`load`](Self::load), with the entry's own file when it was read from disk just now, for
-    /// a runner to map the artifact from. Entries are only ever replaced by rename, never written
+    /// The verified artifact stored under `name`, with the entry's own file when it was read
+    /// from disk just now, for a runner to map the artifact from. Entries are only ever replaced by rename, never written
     /// in place, and only this user can write them (see [`trust`]): what was verified stays what
     /// the file holds. Memoised bytes come without a file (see [`sealed_memfd`]).
     pub(crate) fn load_with_file(&self, name: &EntryName) -> Option<(Arc<[u8]>, Option<ArtifactFile>)> {

@@ -113,7 +113,7 @@ fn rule(conditions: Vec<Cond>) -> Result<SeccompRule, String> {
 /// [`FILES`], and the calls that are only allowed with some arguments). Without granted
 /// directories (`files` false), every call of [`FILES`] fails with `EPERM` instead (Landlock
 /// already refuses every open): one program that decides that too, or, should the dispatch not
-/// fit, the allowlist with [`no_files`] stacked on it, which decide the same.
+/// fit, the allowlist with [`no_files_rules`] stacked on it, which decide the same.
 pub(super) fn syscall_wall(pid: i32, files: bool) -> Result<Vec<BpfProgram>, String> {
     if files {
         return Ok(vec![compile(allowlist_rules(pid)?)?]);
