@@ -404,6 +404,53 @@ fn a_forked_run_finds_the_entry_compile_stored_and_stores_one_per_engine() {
     }
 }
 
+/// The engine hash in a cache entry's name (`<module digest>-<engine hash>.cwasm`).
+fn engine_of(entry: &Path) -> u64 {
+    let name = entry.file_stem().unwrap().to_str().unwrap();
+    u64::from_str_radix(name.rsplit('-').next().unwrap(), 16).unwrap()
+}
+
+/// A forked run looks its entry up under the engine hash an earlier forked run reported (the
+/// `engine-hashes` hint in the cache directory) while its runner makes its engine. A wrong hint
+/// costs time only: here it names the entry of the engine *with* fuel, a valid entry that a
+/// runner without fuel cannot load. The run must still succeed, compile and store its own entry,
+/// and correct the hint, which the next run then uses.
+#[test]
+fn a_wrong_engine_hint_is_corrected_and_never_used() {
+    let scratch = scratch!();
+    let cache = scratch.path().join("cache");
+    let run = |fuel: bool| {
+        let mut command = scratch.wasmpipe();
+        command.arg("run");
+        if fuel {
+            command.args(["--fuel", "100000000"]);
+        }
+        let output = command.arg(guests::SIMPLEX).output().unwrap();
+        assert_eq!(code(&output), 0, "{}", describe(&output));
+        assert_eq!(output.stdout, b"hi from the child process\n", "{}", describe(&output));
+    };
+    run(true);
+    let with_fuel = cache_entries(&cache);
+    assert_eq!(with_fuel.len(), 1, "{with_fuel:?}");
+    let fuel_engine = engine_of(&with_fuel[0]);
+    let hint = cache.join("engine-hashes");
+    let both_fuel: Vec<u8> = [fuel_engine.to_le_bytes(), fuel_engine.to_le_bytes()].concat();
+    fs::write(&hint, &both_fuel).unwrap();
+
+    run(false);
+    let entries = cache_entries(&cache);
+    assert_eq!(entries.len(), 2, "the run without fuel stored its own entry: {entries:?}");
+    let plain_engine = entries.iter().map(|entry| engine_of(entry)).find(|&engine| engine != fuel_engine).unwrap();
+    let corrected = fs::read(&hint).unwrap();
+    assert_eq!(corrected[..8], plain_engine.to_le_bytes(), "the hint without fuel was corrected");
+    assert_eq!(corrected[8..], fuel_engine.to_le_bytes(), "the hint with fuel was right and stays");
+
+    for fuel in [false, true] {
+        run(fuel);
+    }
+    assert_eq!(cache_entries(&cache), entries, "right hints found both entries");
+}
+
 /// Whether this process runs as root (the user id on the `Uid:` line of /proc/self/status).
 fn running_as_root() -> bool {
     let status = fs::read_to_string("/proc/self/status").unwrap();

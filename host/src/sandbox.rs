@@ -401,13 +401,31 @@ impl Sandbox {
                     Ok(read) => read,
                     Err(error) => return Err(kill_and_fail(process, error)),
                 };
-                if wants_hash {
-                    match receive_engine_hash(&parent_control) {
-                        Ok(hash) => crate::cache::set_engine_hash(fuel, hash),
+                if !wants_hash {
+                    (process, self.look_up(read, cache_dir.as_deref()), false)
+                } else {
+                    // While the runner makes its engine, look the module up under the hash an
+                    // earlier forked runner reported (`Cache::engine_hint`); that lookup counts
+                    // only if this runner reports the same hash.
+                    let cache = cache_dir.as_deref().and_then(|dir| Cache::shared(dir, self.cache_max_bytes).ok());
+                    let hint = cache.as_ref().and_then(|cache| cache.engine_hint(fuel));
+                    let guess = hint.map(|hint| (hint, self.look_up_under(read.clone(), cache_dir.as_deref(), Some(hint))));
+                    let hash = match receive_engine_hash(&parent_control) {
+                        Ok(hash) => hash,
                         Err(error) => return Err(kill_and_fail(process, error)),
-                    }
+                    };
+                    crate::cache::set_engine_hash(fuel, hash);
+                    let module = match guess {
+                        Some((hint, module)) if hint == hash => module,
+                        _ => {
+                            if let Some(cache) = &cache {
+                                cache.remember_engine(fuel, hash);
+                            }
+                            self.look_up(read, cache_dir.as_deref())
+                        }
+                    };
+                    (process, module, false)
                 }
-                (process, self.look_up(read, cache_dir.as_deref()), false)
             }
             None => {
                 if cache_dir.is_some() {
@@ -502,7 +520,18 @@ impl Sandbox {
     }
 
     /// The module with its compiled artifact, when the cache in `cache_dir` has a verified one.
-    fn look_up(&self, (bytes, digest): (Arc<[u8]>, [u8; 32]), cache_dir: Option<&Path>) -> LoadedModule {
+    fn look_up(&self, read: (Arc<[u8]>, [u8; 32]), cache_dir: Option<&Path>) -> LoadedModule {
+        self.look_up_under(read, cache_dir, None)
+    }
+
+    /// [`look_up`](Self::look_up), under the entry name for the engine with compatibility hash
+    /// `engine` if given, else for this configuration's.
+    fn look_up_under(
+        &self,
+        (bytes, digest): (Arc<[u8]>, [u8; 32]),
+        cache_dir: Option<&Path>,
+        engine: Option<u64>,
+    ) -> LoadedModule {
         let (cache, cache_problem) = match cache_dir {
             None => (None, Some("the cache is disabled".to_string())),
             Some(dir) => match Cache::shared(dir, self.cache_max_bytes) {
@@ -513,8 +542,12 @@ impl Sandbox {
         let kind = ModuleKind::of(&bytes);
         let mut module =
             LoadedModule { bytes, digest, kind, cache, cache_problem, artifact: None, artifact_file: None };
+        let name = match engine {
+            Some(engine) => EntryName::for_engine(digest, kind, engine),
+            None => module.entry_name(&self.limits),
+        };
         if let Some(cache) = &module.cache
-            && let Some((artifact, file)) = cache.load_with_file(&module.entry_name(&self.limits))
+            && let Some((artifact, file)) = cache.load_with_file(&name)
         {
             module.artifact = Some(artifact);
             module.artifact_file = file;

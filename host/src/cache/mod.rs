@@ -39,6 +39,11 @@ const HEADER_LEN: usize = MAGIC.len() + 32;
 /// instead of copying it (wasmtime makes the code executable page by page).
 const ARTIFACT_OFFSET: usize = 4096;
 
+/// The file in a cache directory that remembers the engine hashes that forked runners reported
+/// last, without fuel then with: two little-endian `u64`s, zero for none. Only ever a guess (see
+/// [`Cache::engine_hint`]); eviction leaves it alone (it is no `.cwasm`).
+const ENGINE_HINT_FILE: &str = "engine-hashes";
+
 /// Temporary files being written start with this; stale ones are removed by eviction.
 const TEMP_PREFIX: &str = ".tmp-";
 
@@ -78,7 +83,12 @@ pub(crate) struct EntryName {
 impl EntryName {
     /// The entry for `module`, of this kind, compiled by a runner engine with or without fuel.
     pub(crate) fn new(module: [u8; 32], kind: ModuleKind, fuel: bool) -> Self {
-        Self { module, kind, engine: engine_hash(fuel) }
+        Self::for_engine(module, kind, engine_hash(fuel))
+    }
+
+    /// The entry for `module`, of this kind, compiled by the engine with this compatibility hash.
+    pub(crate) fn for_engine(module: [u8; 32], kind: ModuleKind, engine: u64) -> Self {
+        Self { module, kind, engine }
     }
 
     /// The kind is part of the name (and so of the MAC): a component's artifact is never handed
@@ -307,14 +317,21 @@ impl Cache {
     }
 
     fn write(&self, file_name: &str, name: &EntryName, artifact: &[u8]) -> io::Result<()> {
+        let mut header = [0u8; ARTIFACT_OFFSET];
+        header[..MAGIC.len()].copy_from_slice(MAGIC);
+        header[MAGIC.len()..HEADER_LEN].copy_from_slice(self.mac(name, artifact).as_bytes());
+        self.replace(file_name, &[&header, artifact])
+    }
+
+    /// Writes `parts` to a fresh private file and renames it over `file_name`: readers see the
+    /// old file or the new one, whole, never a file being written.
+    fn replace(&self, file_name: &str, parts: &[&[u8]]) -> io::Result<()> {
         let temp = trust::random_name(TEMP_PREFIX)?;
         let result = (|| {
             let mut file = trust::create_private_file(&self.dir, &temp)?;
-            let mut header = [0u8; ARTIFACT_OFFSET];
-            header[..MAGIC.len()].copy_from_slice(MAGIC);
-            header[MAGIC.len()..HEADER_LEN].copy_from_slice(self.mac(name, artifact).as_bytes());
-            file.write_all(&header)?;
-            file.write_all(artifact)?;
+            for part in parts {
+                file.write_all(part)?;
+            }
             file.sync_data()?;
             rustix::fs::renameat(&self.dir, temp.as_str(), &self.dir, file_name)?;
             Ok(())
@@ -323,6 +340,36 @@ impl Cache {
             let _ = rustix::fs::unlinkat(&self.dir, temp.as_str(), rustix::fs::AtFlags::empty());
         }
         result
+    }
+
+    /// The compatibility hash that a runner forked by an earlier process reported for an engine
+    /// with or without fuel (see [`remember_engine`](Self::remember_engine)). A forked runner
+    /// reports its engine's hash only once it has made the engine; this guess lets the parent
+    /// look the entry up meanwhile. It is only ever a name to try: what is used is the entry
+    /// named by the hash the runner then reports, so a stale or wrong hint costs one lookup.
+    pub(crate) fn engine_hint(&self, fuel: bool) -> Option<u64> {
+        let hash = u64::from_le_bytes(self.engine_hints()?[usize::from(fuel)]);
+        (hash != 0).then_some(hash)
+    }
+
+    /// Remembers the hash a forked runner reported for an engine with or without fuel, for
+    /// [`engine_hint`](Self::engine_hint). Best effort: a hint that is not written costs a later
+    /// process the overlap, nothing else.
+    pub(crate) fn remember_engine(&self, fuel: bool, hash: u64) {
+        let mut hints = self.engine_hints().unwrap_or_default();
+        hints[usize::from(fuel)] = hash.to_le_bytes();
+        let _ = self.replace(ENGINE_HINT_FILE, &[&hints[0], &hints[1]]);
+    }
+
+    fn engine_hints(&self) -> Option<[[u8; 8]; 2]> {
+        let (file, stat) = trust::open_private_file(&self.dir, &self.path, ENGINE_HINT_FILE).ok()?;
+        if stat.st_size != 16 {
+            return None;
+        }
+        let mut bytes = [0u8; 16];
+        std::fs::File::from(file).read_exact(&mut bytes).ok()?;
+        let (without, with) = bytes.split_at(8);
+        Some([without.try_into().ok()?, with.try_into().ok()?])
     }
 
     /// Removes the oldest entries until the directory fits the cap (never `keep`, just

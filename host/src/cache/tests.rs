@@ -258,3 +258,35 @@ fn a_freshly_loaded_entry_comes_with_its_file_holding_exactly_the_artifact() {
     assert_eq!(&bytes[..], &artifact[..]);
     assert!(mapped.is_none());
 }
+
+#[test]
+fn engine_hints_are_remembered_per_configuration_and_never_followed_through_links() {
+    let scratch = Scratch::new("hint");
+    let cache = scratch.open().unwrap();
+    assert_eq!((cache.engine_hint(false), cache.engine_hint(true)), (None, None));
+    cache.remember_engine(false, 0x1234);
+    assert_eq!((cache.engine_hint(false), cache.engine_hint(true)), (Some(0x1234), None));
+    cache.remember_engine(true, 0x5678);
+    assert_eq!((cache.engine_hint(false), cache.engine_hint(true)), (Some(0x1234), Some(0x5678)));
+    let hint = scratch.dir().join(ENGINE_HINT_FILE);
+    assert_eq!(mode(&hint), 0o600);
+
+    // Only ever a private regular file of this user's, of the right size, is read.
+    std::fs::set_permissions(&hint, std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert_eq!(cache.engine_hint(false), None, "a hint others can read (or were given) is ignored");
+    std::fs::remove_file(&hint).unwrap();
+    let planted = scratch.root.join("planted");
+    std::fs::write(&planted, [9u8; 16]).unwrap();
+    std::fs::set_permissions(&planted, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::os::unix::fs::symlink(&planted, &hint).unwrap();
+    assert_eq!(cache.engine_hint(false), None, "a symlinked hint is not followed");
+    // Remembering replaces the link by rename and leaves its target alone.
+    cache.remember_engine(false, 0x42);
+    assert_eq!(cache.engine_hint(false), Some(0x42));
+    assert_eq!(std::fs::read(&planted).unwrap(), [9u8; 16]);
+    std::fs::write(scratch.dir().join(ENGINE_HINT_FILE), [1u8; 15]).unwrap();
+    assert_eq!(cache.engine_hint(false), None, "a hint of the wrong size is ignored");
+    // The hint is no entry: eviction leaves it, and it counts toward no cap.
+    assert!(matches!(cache.store(&name(40), ARTIFACT), CacheOutcome::Stored(_)));
+    assert!(scratch.dir().join(ENGINE_HINT_FILE).exists());
+}
