@@ -409,7 +409,8 @@ impl Sandbox {
                     // only if this runner reports the same hash.
                     let cache = cache_dir.as_deref().and_then(|dir| Cache::shared(dir, self.cache_max_bytes).ok());
                     let hint = cache.as_ref().and_then(|cache| cache.engine_hint(fuel));
-                    let guess = hint.map(|hint| (hint, self.look_up_under(read.clone(), cache_dir.as_deref(), Some(hint))));
+                    let guess =
+                        hint.map(|hint| (hint, self.look_up_under(read.clone(), cache_dir.as_deref(), Some(hint))));
                     let hash = match receive_engine_hash(&parent_control) {
                         Ok(hash) => hash,
                         Err(error) => return Err(kill_and_fail(process, error)),
