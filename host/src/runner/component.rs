@@ -4,7 +4,7 @@
 //! its speed. What is shared is everything that makes a run safe and comparable: the engine (so
 //! epoch interruption and fuel are compiled in the same way), the hardening around it, the
 //! memory limiter, the streams on fds 0–2, args, env and granted directories (one
-//! `WasiCtxBuilder`, see `guest::wasi_context`), and the verdicts (`guest::classify`).
+//! `WasiCtxBuilder`, see `guest::wasi_builder`), and the verdicts (`guest::classify`).
 
 use super::Received;
 use super::guest::{self, GuestLimiter, Phase};

@@ -350,11 +350,13 @@ fn prepare_core(
 /// The guest's WASI view of the world: fds 0/1/2, its args, the env and dirs it was granted,
 /// and nothing else; preview1 for a core module, WASI 0.2 for a component, built from the same
 /// settings (the streams on fds 0–2 serve both).
-pub(crate) fn wasi_context(
+///
+/// Built in two steps, [`wasi_builder`] then [`build_wasi`], because the flavour is known only
+/// once the module's header arrives, and most of the work can be done before.
+pub(crate) fn wasi_builder(
     config: &RunnerConfig,
-    kind: ModuleKind,
     grant_fds: &[std::os::fd::BorrowedFd<'_>],
-) -> Result<GuestWasi, String> {
+) -> Result<WasiCtxBuilder, String> {
     let mut builder = WasiCtxBuilder::new();
     // SAFETY: fds 0, 1 and 2 were set up by the parent for exactly this purpose and stay open for
     // the life of the process; nothing else in the runner reads or writes them.
@@ -386,10 +388,16 @@ pub(crate) fn wasi_context(
             .preopened_dir(&path, guest, perms)
             .map_err(|e| format!("cannot open directory {} for the guest: {e:#}", host.display()))?;
     }
-    Ok(match kind {
+    Ok(builder)
+}
+
+/// The guest's WASI context from [`wasi_builder`]'s builder, of the flavour its kind links
+/// against.
+pub(crate) fn build_wasi(mut builder: WasiCtxBuilder, kind: ModuleKind) -> GuestWasi {
+    match kind {
         ModuleKind::Core => GuestWasi::P1(builder.build_p1()),
         ModuleKind::Component => GuestWasi::P2(builder.build()),
-    })
+    }
 }
 
 impl CorePrepared {

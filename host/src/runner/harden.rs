@@ -173,19 +173,32 @@ fn landlock(config: &RunnerConfig) -> Result<Option<i32>, String> {
     })
 }
 
-/// Step 2: the seccomp allowlist, on every thread. Installs the `SIGSYS` reporter first.
+/// The programs of step 2, compiled (in this process, nothing attached yet): made while the
+/// runner still waits for its module, attached by [`apply_syscall_filter`].
 #[cfg(target_arch = "x86_64")]
-pub(super) fn apply_syscall_filter(config: &RunnerConfig) -> Result<(), String> {
-    install_reporters();
+pub(super) fn syscall_filter(config: &RunnerConfig) -> Result<Vec<seccompiler::BpfProgram>, String> {
     let pid = rustix::process::getpid().as_raw_nonzero().get();
-    for program in filter::syscall_wall(pid, !config.dirs.is_empty())? {
+    filter::syscall_wall(pid, !config.dirs.is_empty())
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+pub(super) fn syscall_filter(_config: &RunnerConfig) -> Result<Vec<()>, String> {
+    Ok(Vec::new())
+}
+
+/// Step 2: the seccomp allowlist (`programs`, from [`syscall_filter`]), on every thread.
+/// Installs the `SIGSYS` reporter first.
+#[cfg(target_arch = "x86_64")]
+pub(super) fn apply_syscall_filter(programs: Vec<seccompiler::BpfProgram>) -> Result<(), String> {
+    install_reporters();
+    for program in programs {
         seccompiler::apply_filter_all_threads(&program).map_err(|e| format!("seccomp: {e}"))?;
     }
     Ok(())
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-pub(super) fn apply_syscall_filter(_config: &RunnerConfig) -> Result<(), String> {
+pub(super) fn apply_syscall_filter(_programs: Vec<()>) -> Result<(), String> {
     Ok(())
 }
 

@@ -34,10 +34,11 @@
 //! 3. lock down, still single-threaded ([`harden::lock_down_files`]): `no_new_privs`,
 //!    capabilities, Landlock;
 //! 4. start the watchman (timeout, compile limit, parent death) and the timer driver
-//!    ([`threads`]) and, with granted directories, wasmtime-wasi's blocking thread; while they start, read the module's
-//!    header and the module or artifact, set `RLIMIT_DATA` by its size
-//!    ([`harden::limit_data`]), start the compiler's threads to compile, and open the granted
-//!    directories (`guest::wasi_context`);
+//!    ([`threads`]) and, with granted directories, wasmtime-wasi's blocking thread; while they
+//!    start, set up the guest's WASI context and open the granted directories
+//!    (`guest::wasi_builder`), compile the seccomp programs, then read the module's header and
+//!    the module or artifact, set `RLIMIT_DATA` by its size ([`harden::limit_data`]), and start
+//!    the compiler's threads to compile;
 //! 5. the seccomp allowlist on every thread ([`harden::apply_syscall_filter`]);
 //! 6. parse and compile, or deserialize (`guest::load`), sending a fresh artifact back;
 //! 7. forbid new executable mappings ([`harden::forbid_new_code`]);
@@ -214,8 +215,14 @@ fn run(mut control: File) -> Result<Verdict, String> {
         armed,
     );
     let wasi_runtime = wasi_runtime(&mut starting, !config.dirs.is_empty())?;
-    // The module follows while those threads start; the parent looked it up in the cache
-    // while this runner hardened itself.
+    // While those threads start and the parent may still be looking the module up, the work
+    // that does not need it: the guest's WASI context (its granted directories are opened now,
+    // inside the Landlock domain that allows exactly them) and the seccomp programs.
+    let wasi = guest::wasi_builder(&config, &grant_fds());
+    forget_grant_fds();
+    let syscall_filter = harden::syscall_filter(&config).map_err(|e| format!("cannot harden the runner: {e}"))?;
+    // The module follows; the parent looked it up in the cache while this runner hardened
+    // itself.
     let header: ModuleHeader =
         protocol::read_message(&*control).map_err(|e| format!("cannot read the module header: {e}"))?;
     let received = receive(&control, &header.source, config.limits.fuel_limit().is_some())?;
@@ -234,11 +241,9 @@ fn run(mut control: File) -> Result<Verdict, String> {
         threads::compiling();
         guest::start_compiler_threads();
     }
-    // Granted directories are opened now, inside the Landlock domain that allows exactly them.
-    let wasi = guest::wasi_context(&config, kind, &grant_fds()).map_err(|message| Verdict::Failed { message });
-    forget_grant_fds();
+    let wasi = wasi.map(|builder| guest::build_wasi(builder, kind)).map_err(|message| Verdict::Failed { message });
     starting.wait();
-    harden::apply_syscall_filter(&config).map_err(|e| format!("cannot harden the runner: {e}"))?;
+    harden::apply_syscall_filter(syscall_filter).map_err(|e| format!("cannot harden the runner: {e}"))?;
 
     // Under the filter from here on: parse, compile or deserialize.
     let module = match guest::load(&engine, &config, header.return_artifact, kind, received) {

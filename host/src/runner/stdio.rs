@@ -300,7 +300,7 @@ fn write<T: HasFastStdio>(
 
 fn stdio_fd(fd: i32) -> BorrowedFd<'static> {
     debug_assert!((0..3).contains(&fd));
-    // SAFETY: fds 0, 1 and 2 are open for the life of the runner (see `guest::wasi_context`),
+    // SAFETY: fds 0, 1 and 2 are open for the life of the runner (see `guest::wasi_builder`),
     // or until the guest closes them, after which no WASI fd leads here.
     unsafe { BorrowedFd::borrow_raw(fd) }
 }
