@@ -201,20 +201,13 @@ fn run(mut control: File) -> Result<Verdict, String> {
     let landlock = harden::lock_down_files(&config).map_err(|e| format!("cannot harden the runner: {e}"))?;
     send_frame(protocol::FRAME_HARDENED, &[landlock.map_or(0, |abi| abi as u8)]);
     let mut starting = threads::Starting::default();
-    let (arm_watchman, armed) = std::sync::mpsc::sync_channel(1);
     // Compilation counts against the timeout, and has a limit of its own: an untrusted module
     // may be built to compile slowly. Whether this runner compiles is known only once the
     // module's header arrives, after the watchman starts.
     let timeout = config.limits.timeout_limit().map(|limit| (started + limit, limit));
-    let compile_limit = config.limits.compile_timeout_limit();
-    threads::start_watchman(
-        &mut starting,
-        engine.clone(),
-        timeout,
-        compile_limit.map(|limit| (started + limit, limit)),
-        armed,
-    );
-    let wasi_runtime = wasi_runtime(&mut starting, !config.dirs.is_empty())?;
+    let compile_limit = config.limits.compile_timeout_limit().map(|limit| (started + limit, limit));
+    let watchman = threads::watchman(engine.clone(), timeout, compile_limit);
+    let wasi_runtime = wasi_runtime(&mut starting, !config.dirs.is_empty(), watchman)?;
     // While those threads start and the parent may still be looking the module up, the work
     // that does not need it: the guest's WASI context (its granted directories are opened now,
     // inside the Landlock domain that allows exactly them) and the seccomp programs.
@@ -227,7 +220,7 @@ fn run(mut control: File) -> Result<Verdict, String> {
         protocol::read_message(&*control).map_err(|e| format!("cannot read the module header: {e}"))?;
     let received = receive(&control, &header.source, config.limits.fuel_limit().is_some())?;
     // The parent sends nothing more: from now on the socket turning readable means it died.
-    let _ = arm_watchman.send(());
+    threads::watch_parent()?;
     let compiling = matches!(received, Received::Wasm(_));
     // A core module or a component: read from the header of bytes to compile (nothing is
     // parsed yet), else as the parent read it from the module that the artifact was made from.
@@ -449,7 +442,11 @@ fn engine(fuel: bool, cpu_features: Option<&[String]>) -> Result<wasmtime::Engin
 /// is nothing to run there: stdio is read and written on the guest's own thread (the fast path,
 /// or wasmtime-wasi's `InputFile`/`OutputFile`, which block in place), sockets are refused, and
 /// timers run on the timer driver.
-fn wasi_runtime(starting: &mut threads::Starting, files: bool) -> Result<&'static tokio::runtime::Handle, String> {
+fn wasi_runtime(
+    starting: &mut threads::Starting,
+    files: bool,
+    watchman: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<&'static tokio::runtime::Handle, String> {
     static HANDLE: std::sync::OnceLock<tokio::runtime::Handle> = std::sync::OnceLock::new();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -463,7 +460,7 @@ fn wasi_runtime(starting: &mut threads::Starting, files: bool) -> Result<&'stati
             runtime.spawn_blocking(running);
         });
     }
-    threads::start_timer_driver(starting, runtime);
+    threads::start_timer_driver(starting, runtime, watchman);
     Ok(handle)
 }
 

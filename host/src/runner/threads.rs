@@ -1,12 +1,9 @@
 //! The runner's helper threads, all started before hardening.
 //!
-//! Two threads, whatever the guest does:
-//! - the **watchman** sleeps in `poll(2)` on the control socket with the timeout as its deadline.
-//!   It starts watching once the module has arrived; from then on the socket becomes readable
-//!   only when the parent dies, and then the runner exits at once. At the deadline it bumps the engine's epoch, which makes a
-//!   computing guest trap; if the guest is stuck in a host call instead and has not ended after a
-//!   short grace, the watchman reports the timeout itself and ends the runner.
-//! - the **timer driver** drives the tokio runtime wasmtime-wasi uses for its timers.
+//! One thread, whatever the guest does: the **timer driver** drives the tokio runtime
+//! wasmtime-wasi uses for its timers, and runs the [`watchman`] (the timeout and the compile
+//! deadline) as a task of that runtime. The parent's death needs no thread: once the module is
+//! in, the control socket raises `SIGIO` when it turns readable ([`watch_parent`]).
 //!
 //! A new thread makes syscalls of its own before reaching its closure (glibc registers `rseq` and
 //! the robust futex list, Rust sets up its stack guard); on a loaded machine that can happen
@@ -16,8 +13,6 @@
 
 use super::{CONTROL_FD, report_and_exit};
 use crate::protocol::Verdict;
-use rustix::event::{PollFd, PollFlags, Timespec};
-use rustix::fd::BorrowedFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, sync_channel};
 use std::time::{Duration, Instant};
@@ -82,78 +77,111 @@ pub(super) fn compiling() {
     COMPILING.store(true, Ordering::Release);
 }
 
-/// Starts the watchman: parent-death detection, the timeout (`deadline`, `limit`) if any, and
-/// the compile deadline while the module is still compiling.
+/// The watchman: the timeout (`timeout`: deadline and limit) if any, and the compile deadline
+/// (`compile`) while the module is still compiling. It runs on the timer driver's thread, as
+/// the future that thread drives ([`start_timer_driver`]): one thread fewer to start.
 ///
-/// It watches the control socket only once `armed` fires (or is dropped): until then the
-/// parent is still sending the module on it, and the main thread's reads see the parent die.
-pub(super) fn start_watchman(
-    starting: &mut Starting,
+/// At the deadline it bumps the engine's epoch, which makes a computing guest trap; if the guest
+/// is stuck in a host call instead and has not ended after a short grace, it reports the timeout
+/// itself and ends the runner. The parent's death is watched by [`watch_parent`]. Never
+/// returns.
+pub(super) async fn watchman(
     engine: wasmtime::Engine,
     timeout: Option<(Instant, Duration)>,
-    compile: Option<(Instant, Duration)>,
-    armed: Receiver<()>,
+    mut compile: Option<(Instant, Duration)>,
 ) {
-    starting.spawn(move || {
-        if armed.recv().is_err() {
-            // The main thread gave up before the module arrived; it reports why.
-            return;
+    let mut deadline = timeout.map(|(at, _)| at);
+    let mut interrupted = false;
+    loop {
+        if COMPILED.load(Ordering::Acquire) {
+            compile = None;
         }
-        let mut deadline = timeout.map(|(at, _)| at);
-        let mut interrupted = false;
-        loop {
-            // Whether this runner compiles may be learnt after the wake-up time is chosen, so
-            // the compile deadline is always a wake-up until the module is loaded.
-            let compile_pending = compile.filter(|_| !COMPILED.load(Ordering::Acquire));
-            let wake = match (deadline, compile_pending) {
-                (Some(at), Some((compile_at, _))) => Some(at.min(compile_at)),
-                (at, compile_at) => at.or(compile_at.map(|(at, _)| at)),
-            };
-            if parent_gone_before(wake) {
-                // SAFETY: _exit is async-signal-safe and skips destructors, which may hold locks.
-                unsafe { libc::_exit(PARENT_GONE_STATUS) };
-            }
-            if let Some((compile_at, limit)) = compile_pending
-                && Instant::now() >= compile_at
-                && COMPILING.load(Ordering::Acquire)
-                && !COMPILED.load(Ordering::Acquire)
-            {
+        let wake = match (deadline, compile) {
+            (Some(at), Some((compile_at, _))) => at.min(compile_at),
+            (Some(at), None) | (None, Some((at, _))) => at,
+            (None, None) => return std::future::pending().await,
+        };
+        tokio::time::sleep_until(wake.into()).await;
+        if let Some((compile_at, limit)) = compile
+            && Instant::now() >= compile_at
+        {
+            if COMPILING.load(Ordering::Acquire) && !COMPILED.load(Ordering::Acquire) {
                 report_and_exit(&Verdict::CompileTimeout { limit });
             }
-            let Some((_, limit)) = timeout else { continue };
-            if deadline.is_some_and(|at| Instant::now() < at) {
-                continue;
-            }
-            if interrupted {
-                report_and_exit(&Verdict::Timeout { limit });
-            }
-            engine.increment_epoch();
-            interrupted = true;
-            deadline = Some(Instant::now() + BLOCKED_GUEST_GRACE);
+            // Not compiling (an artifact, or no module yet): no compile deadline any more; the
+            // timeout, which counts everything, still holds.
+            compile = None;
         }
-    });
-}
-
-/// Waits on the control socket until `deadline` (forever if `None`); true if the parent is gone.
-fn parent_gone_before(deadline: Option<Instant>) -> bool {
-    // SAFETY: fd 3 is the control socket, open until the runner exits (`CONTROL` keeps it).
-    let control = unsafe { BorrowedFd::borrow_raw(CONTROL_FD) };
-    loop {
-        let timeout = deadline.map(|at| {
-            let left = at.saturating_duration_since(Instant::now());
-            Timespec { tv_sec: left.as_secs() as _, tv_nsec: left.subsec_nanos() as _ }
-        });
-        let mut fds = [PollFd::new(&control, PollFlags::IN | PollFlags::RDHUP)];
-        match rustix::event::poll(&mut fds, timeout.as_ref()) {
-            Ok(0) if deadline.is_some_and(|at| Instant::now() >= at) => return false,
-            Ok(0) | Err(rustix::io::Errno::INTR) => continue,
-            // Readable, hung up, or broken: the parent is not there any more.
-            Ok(_) | Err(_) => return true,
+        let Some((_, limit)) = timeout else { continue };
+        if deadline.is_some_and(|at| Instant::now() < at) {
+            continue;
         }
+        if interrupted {
+            report_and_exit(&Verdict::Timeout { limit });
+        }
+        engine.increment_epoch();
+        interrupted = true;
+        deadline = Some(Instant::now() + BLOCKED_GUEST_GRACE);
     }
 }
 
-/// Starts the thread that drives `runtime` (its timers) for as long as the runner lives.
-pub(super) fn start_timer_driver(starting: &mut Starting, runtime: tokio::runtime::Runtime) {
-    starting.spawn(move || runtime.block_on(std::future::pending::<()>()));
+/// Arms the parent-death watch, once the module has arrived: the parent sends nothing more, so
+/// from now on the control socket turning readable (end of file, hang-up) means it died, and
+/// the runner exits at once. The kernel signals that with `SIGIO` (`O_ASYNC`), whatever the
+/// runner's threads are doing; no thread has to sleep on the socket.
+pub(super) fn watch_parent() -> Result<(), String> {
+    // SAFETY: installs an async-signal-safe handler, then sets the owner and the async flag of
+    // fd 3, which stays open until the runner exits.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = on_sigio as *const () as usize;
+        action.sa_flags = libc::SA_RESTART;
+        if libc::sigaction(libc::SIGIO, &action, std::ptr::null_mut()) != 0
+            || libc::fcntl(CONTROL_FD, libc::F_SETOWN, libc::getpid()) != 0
+        {
+            return Err(format!("cannot watch the parent: {}", std::io::Error::last_os_error()));
+        }
+        let flags = libc::fcntl(CONTROL_FD, libc::F_GETFL);
+        if flags < 0 || libc::fcntl(CONTROL_FD, libc::F_SETFL, flags | libc::O_ASYNC) != 0 {
+            return Err(format!("cannot watch the parent: {}", std::io::Error::last_os_error()));
+        }
+    }
+    // Gone before the watch was armed: no signal will come for that.
+    if parent_gone() {
+        // SAFETY: _exit skips destructors, which other threads may be racing with.
+        unsafe { libc::_exit(PARENT_GONE_STATUS) };
+    }
+    Ok(())
+}
+
+/// `SIGIO` on the control socket: the parent died, unless the signal says only that there is
+/// room to write again (after a large artifact frame filled the socket), which `poll` tells
+/// apart. Async-signal-safe: `poll` and `_exit`.
+extern "C" fn on_sigio(_signal: libc::c_int) {
+    if parent_gone() {
+        // SAFETY: as in `watch_parent`.
+        unsafe { libc::_exit(PARENT_GONE_STATUS) };
+    }
+}
+
+/// Whether the control socket is readable, hung up or broken right now: the parent is gone.
+fn parent_gone() -> bool {
+    let mut fds = [libc::pollfd { fd: CONTROL_FD, events: libc::POLLIN | libc::POLLRDHUP, revents: 0 }];
+    // SAFETY: polls one fd without waiting; `fds` outlives the call.
+    let ready = unsafe { libc::poll(fds.as_mut_ptr(), 1, 0) };
+    ready > 0 && fds[0].revents != 0
+}
+
+/// Starts the thread that drives `runtime` (its timers) for as long as the runner lives, by
+/// running the [`watchman`] on it.
+pub(super) fn start_timer_driver(
+    starting: &mut Starting,
+    runtime: tokio::runtime::Runtime,
+    watchman: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    starting.spawn(move || {
+        runtime.block_on(watchman);
+        // The watchman never returns; were it to, the guest's timers must still fire.
+        runtime.block_on(std::future::pending::<()>())
+    });
 }
