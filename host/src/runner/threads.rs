@@ -21,6 +21,10 @@ use std::time::{Duration, Instant};
 /// timeout before the watchman ends the runner without waiting for the guest to return.
 const BLOCKED_GUEST_GRACE: Duration = Duration::from_millis(200);
 
+/// How often the watchman looks again, once the compile deadline has passed before the runner
+/// knew whether it compiles.
+const COMPILE_RECHECK: Duration = Duration::from_millis(10);
+
 /// Exit status when the parent is gone: nobody is left to read a verdict.
 const PARENT_GONE_STATUS: i32 = 137;
 
@@ -108,9 +112,9 @@ pub(super) async fn watchman(
             if COMPILING.load(Ordering::Acquire) && !COMPILED.load(Ordering::Acquire) {
                 report_and_exit(&Verdict::CompileTimeout { limit });
             }
-            // Not compiling (an artifact, or no module yet): no compile deadline any more; the
-            // timeout, which counts everything, still holds.
-            compile = None;
+            // Past the deadline, and whether this runner compiles is not known yet (the module
+            // has not arrived): look again shortly. Loading it ends this (`COMPILED`).
+            compile = Some((Instant::now() + COMPILE_RECHECK, limit));
         }
         let Some((_, limit)) = timeout else { continue };
         if deadline.is_some_and(|at| Instant::now() < at) {
