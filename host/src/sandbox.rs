@@ -386,17 +386,14 @@ impl Sandbox {
                 let stdio = [output_fd(stdout, io::stdout().as_fd())?, output_fd(stderr, io::stderr().as_fd())?];
                 let [stdout, stderr] = stdio;
                 let fds = [child_control.into(), stdin, stdout, stderr].into_iter().chain(grant_fds).collect();
-                let process = ChildProcess::from_pid(crate::runner::fork_runner(fds).map_err(spawn_error)?);
-                // The runner hardens itself with its config while this process reads the module
-                // and looks it up in the cache. The entry's name needs the compatibility hash of
-                // the runner's engine: the runner, a copy of this process, sends the hash of the
-                // engine it made, so this process makes none.
+                // The runner hardens itself with its config (which it takes with the fork) while
+                // this process reads the module and looks it up in the cache. The entry's name
+                // needs the compatibility hash of the runner's engine: the runner, a copy of this
+                // process, sends the hash of the engine it made, so this process makes none.
                 let fuel = self.limits.fuel_limit().is_some();
                 let wants_hash = cache_dir.is_some() && !crate::cache::engine_hash_known(fuel);
                 let config = RunnerConfig { send_engine_hash: wants_hash, ..config() };
-                if let Err(error) = send_config(&parent_control, &config) {
-                    return Err(kill_and_fail(process, error));
-                }
+                let process = ChildProcess::from_pid(crate::runner::fork_runner(fds, config).map_err(spawn_error)?);
                 let read = match self.read_module() {
                     Ok(read) => read,
                     Err(error) => return Err(kill_and_fail(process, error)),

@@ -15,6 +15,7 @@
 //! [`fork_is_safe`]). Whatever else the caller holds is readable by native code that escapes
 //! wasmtime in the runner: that is the documented caveat of `prefer_fork`.
 
+use crate::protocol::RunnerConfig;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
@@ -36,15 +37,19 @@ fn thread_count() -> Option<u64> {
 }
 
 /// Forks a runner that takes `fds` (control socket, stdin, stdout, stderr, then the granted
-/// directories, as a zygote receives them) and returns its pid. The caller checked
+/// directories, as a zygote receives them) and `config`, and returns its pid. The caller checked
 /// [`fork_is_safe`]. The parent's copies of `fds` are closed on return.
-pub(crate) fn fork_runner(fds: Vec<OwnedFd>) -> io::Result<u32> {
+///
+/// The config goes to the child in the fork's copy of memory rather than over the control
+/// socket: a parent that sent it after forking made the child wait 0.3 ms for it (right after a
+/// fork, each first write to a page is a copy-on-write fault, in both processes).
+pub(crate) fn fork_runner(fds: Vec<OwnedFd>, config: RunnerConfig) -> io::Result<u32> {
     std::thread::scope(|scope| {
         let forking = std::thread::Builder::new().stack_size(RUNNER_STACK).spawn_scoped(scope, move || {
             // SAFETY: the process had one thread when the caller checked, and that thread waits
             // in `join` for this one; see the module docs. The child never returns from here.
             match unsafe { libc::fork() } {
-                0 => become_runner(fds),
+                0 => become_runner(fds, config),
                 -1 => Err(io::Error::last_os_error()),
                 pid => Ok(pid as u32),
             }
@@ -54,7 +59,7 @@ pub(crate) fn fork_runner(fds: Vec<OwnedFd>) -> io::Result<u32> {
 }
 
 /// In the forked child: a clean slate as an exec would give, then the runner.
-fn become_runner(fds: Vec<OwnedFd>) -> ! {
+fn become_runner(fds: Vec<OwnedFd>, config: RunnerConfig) -> ! {
     wipe_environment();
     // SAFETY: plain signal-mask and name calls in this single-threaded child. The mask is what
     // `posix_spawn` would have given an exec'd runner; handlers stay, since wasmtime's trap
@@ -65,7 +70,7 @@ fn become_runner(fds: Vec<OwnedFd>) -> ! {
         libc::pthread_sigmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
         libc::prctl(libc::PR_SET_NAME, c"wasmpipe-runner".as_ptr());
     }
-    super::become_runner(raised(fds))
+    super::become_runner(raised(fds), Some(config))
 }
 
 /// The fds, each at 4 or above: `become_runner` fills 0–3 from them in order, which is only

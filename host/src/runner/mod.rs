@@ -16,11 +16,12 @@
 //!    the directory grants (`grants.rs`); then starts the runner: a `posix_spawn` of
 //!    `/proc/self/exe` with the control socket as its stdin (or a clone from a
 //!    [`Zygote`](crate::Zygote), `zygote.rs`).
-//! 2. It sends the JSON config on the control socket (`protocol.rs`); then reads the module,
+//! 2. It sends the JSON config on the control socket (`protocol.rs`; a runner forked from the
+//!    parent, `Sandbox::prefer_fork`, takes it with the fork instead); then reads the module,
 //!    hashes it, and looks it up in the compiled-module cache (`cache/`) while the runner
-//!    hardens itself. A runner forked from the parent (`Sandbox::prefer_fork`) sends back the
-//!    hash of the engine it made, which names the cache entry. The module's header follows,
-//!    then a verified artifact or the module's bytes.
+//!    hardens itself. A forked runner sends back the hash of the engine it made, which names
+//!    the cache entry (looked up meanwhile under the hash remembered from earlier runs). The
+//!    module's header follows, then a verified artifact or the module's bytes.
 //! 3. [`SandboxChild`](crate::SandboxChild) (`child.rs`) then waits on a pidfd and reads the
 //!    runner's frames (`control.rs`): the artifact it compiled (stored in the cache at once),
 //!    "hardened" with the Landlock ABI, its usage, and the verdict, which `wait` turns into an
@@ -29,7 +30,7 @@
 //! In the runner (this module), in order:
 //! 1. [`hook`] runs before `main`; close every fd but 0–3; take the control socket to fd 3 and
 //!    the guest's stdin (passed over it) to fd 0;
-//! 2. read the config ([`run`]), make the engine (an exec'd runner for the CPU features the
+//! 2. read the config ([`run`]; a forked runner has it), make the engine (an exec'd runner for the CPU features the
 //!    parent detected, [`cpu`]), and send its hash if asked;
 //! 3. lock down, still single-threaded ([`harden::lock_down_files`]): `no_new_privs`,
 //!    capabilities, Landlock;
@@ -105,12 +106,13 @@ fn run_and_exit() -> ! {
             unsafe { libc::_exit(125) }
         }
     };
-    run_to_verdict(control)
+    run_to_verdict(control, None)
 }
 
-/// Runs the guest with the control socket in place, reports, exits.
-fn run_to_verdict(control: File) -> ! {
-    let verdict = match run(control) {
+/// Runs the guest with the control socket in place, reports, exits. `config` is the runner's
+/// config when it came with the fork, else it is read from the socket.
+fn run_to_verdict(control: File, config: Option<RunnerConfig>) -> ! {
+    let verdict = match run(control, config) {
         Ok(verdict) => verdict,
         Err(message) => Verdict::Failed { message },
     };
@@ -119,8 +121,9 @@ fn run_to_verdict(control: File) -> ! {
 
 /// In a runner cloned from a zygote or forked from the host: fds into place, then the normal
 /// runner path. `fds` are the control socket, the guest's stdin, stdout and stderr, then the
-/// granted directories: the four at fd 3 or above, the grants above 3.
-pub(super) fn become_runner(mut fds: Vec<OwnedFd>) -> ! {
+/// granted directories: the four at fd 3 or above, the grants above 3. `config`: the runner's
+/// config, when it came with the fork (else it follows on the control socket).
+pub(super) fn become_runner(mut fds: Vec<OwnedFd>, config: Option<RunnerConfig>) -> ! {
     let grants = fds.split_off(4);
     let [control, stdin, stdout, stderr]: [OwnedFd; 4] = fds.try_into().expect("checked by the caller");
     // Raw numbers from here: close_range below closes the originals, so nothing may own them.
@@ -138,7 +141,7 @@ pub(super) fn become_runner(mut fds: Vec<OwnedFd>) -> ! {
     harden::close_fds_except(CONTROL_FD + 1, &keep);
     set_grant_fds(grants);
     // SAFETY: fd 3 is now the control socket, owned from here on by this `File`.
-    run_to_verdict(unsafe { File::from_raw_fd(CONTROL_FD) })
+    run_to_verdict(unsafe { File::from_raw_fd(CONTROL_FD) }, config)
 }
 
 fn exit_with(message: &str) -> ! {
@@ -172,14 +175,16 @@ fn take_control_and_stdin() -> Result<File, String> {
     Ok(control)
 }
 
-fn run(mut control: File) -> Result<Verdict, String> {
+fn run(mut control: File, config: Option<RunnerConfig>) -> Result<Verdict, String> {
     let started = Instant::now();
     // The engine is built here, after the config, on this thread. Building it on a thread of
     // its own while the config arrives was measured slower by 0.1-0.2 ms: the config is already
     // waiting when the runner starts, and the first thread start of a process (stack mapping,
     // a wake-up on the other CPU, the join) costs more than the build it would overlap.
-    let config: RunnerConfig =
-        protocol::read_message(&mut control).map_err(|e| format!("cannot read the runner config: {e}"))?;
+    let config: RunnerConfig = match config {
+        Some(config) => config,
+        None => protocol::read_message(&mut control).map_err(|e| format!("cannot read the runner config: {e}"))?,
+    };
     let engine = engine(config.limits.fuel_limit().is_some(), config.cpu_features.as_deref())?;
     if config.send_engine_hash {
         // Nothing but this process's own code has run yet: the hash is the one the parent

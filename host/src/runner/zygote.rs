@@ -66,7 +66,7 @@ pub(super) fn serve() -> ! {
         // skipping glibc's fork handlers is sound in this single-threaded process.
         let pid = unsafe { libc::syscall(libc::SYS_clone, libc::CLONE_PARENT | libc::SIGCHLD, 0, 0, 0, 0) };
         if pid == 0 {
-            super::become_runner(fds);
+            super::become_runner(fds, None);
         }
         drop(fds);
         // A failed clone (-1) is reported as such; the host turns it into a spawn error.
