@@ -374,7 +374,8 @@ impl Sandbox {
                     .map(|_| PreloadHint { digest: module.digest, fuel: self.limits.fuel_limit().is_some() });
                 let stdio = [output_fd(stdout, io::stdout().as_fd())?, output_fd(stderr, io::stderr().as_fd())?];
                 let [stdout, stderr] = stdio;
-                let artifact = || module.artifact.clone();
+                // A copy only when the zygote does not hold the artifact yet.
+                let artifact = || module.artifact.as_deref().map(Arc::from);
                 let (process, preloaded) =
                     zygote.fork([child_control.into(), stdin, stdout, stderr], grant_fds, hint.as_ref(), artifact)?;
                 if let Err(error) = send_config(&parent_control, &config()) {
@@ -750,7 +751,7 @@ struct LoadedModule {
     kind: ModuleKind,
     cache: Option<Arc<Cache>>,
     cache_problem: Option<String>,
-    artifact: Option<Arc<[u8]>>,
+    artifact: Option<bytes::Bytes>,
     /// A file holding the artifact for the runner to map (see `Cache::load_with_file`).
     artifact_file: Option<crate::cache::ArtifactFile>,
 }
