@@ -34,12 +34,13 @@
 //!    parent detected, [`cpu`]), and send its hash if asked;
 //! 3. lock down, still single-threaded ([`harden::lock_down_files`]): `no_new_privs`,
 //!    capabilities, Landlock;
-//! 4. start the watchman (timeout, compile limit, parent death) and the timer driver
-//!    ([`threads`]) and, with granted directories, wasmtime-wasi's blocking thread; while they
-//!    start, set up the guest's WASI context and open the granted directories
-//!    (`guest::wasi_builder`), compile the seccomp programs, then read the module's header and
-//!    the module or artifact, set `RLIMIT_DATA` by its size ([`harden::limit_data`]), and start
-//!    the compiler's threads to compile;
+//! 4. start the timer driver, which also runs the watchman (timeout, compile limit), and, with
+//!    granted directories, wasmtime-wasi's blocking thread ([`threads`]); while they start, set
+//!    up the guest's WASI context and open the granted directories (`guest::wasi_builder`) and
+//!    compile the seccomp programs; then read the module's header and the module or artifact,
+//!    watch for the parent's death (`SIGIO` on the control socket, `threads::watch_parent`),
+//!    set `RLIMIT_DATA` by its size ([`harden::limit_data`]), and start the compiler's threads
+//!    to compile;
 //! 5. the seccomp allowlist on every thread ([`harden::apply_syscall_filter`]);
 //! 6. parse and compile, or deserialize (`guest::load`), sending a fresh artifact back;
 //! 7. forbid new executable mappings ([`harden::forbid_new_code`]);
@@ -438,8 +439,9 @@ fn engine(fuel: bool, cpu_features: Option<&[String]>) -> Result<wasmtime::Engin
 /// Left to itself, wasmtime-wasi would lazily start a multi-threaded runtime with an epoll fd, an
 /// eventfd and worker threads, on the guest's first WASI call: after hardening, where neither
 /// threads nor new fds are allowed. Instead: a current-thread runtime with only the time driver
-/// (no fds at all), driven by a thread of ours so that timers (`poll_oneoff`, sleeps) fire, and
-/// entered on the guest's thread so wasmtime-wasi's `in_tokio` finds it.
+/// (no fds at all), driven by a thread of ours (running the `watchman` on it) so that timers
+/// (`poll_oneoff`, sleeps) fire, and entered on the guest's thread so wasmtime-wasi's `in_tokio`
+/// finds it.
 ///
 /// `files`: whether the guest has files at all (granted directories). wasmtime-wasi runs some
 /// file calls (streams over files, polling them) as blocking tasks, whose one thread is then
@@ -496,8 +498,9 @@ static REPORTED: AtomicBool = AtomicBool::new(false);
 pub(crate) fn report_and_exit(verdict: &Verdict) -> ! {
     let mut control = CONTROL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let first = !REPORTED.swap(true, Ordering::SeqCst);
-    // The socket stays open until `_exit`: closing it would tell the watchman the parent is
-    // gone, and it would race this thread to exit with its own status.
+    // The socket stays open until `_exit`: closing it would look like the parent's death to
+    // the SIGIO watch (`threads::watch_parent`), which would race this thread to exit with its
+    // own status.
     if let (true, Some(socket)) = (first, control.as_mut()) {
         let fuel = guest::FUEL_CONSUMED.load(Ordering::Relaxed);
         let usage = protocol::RunnerUsage {
