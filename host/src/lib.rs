@@ -107,6 +107,7 @@ mod error;
 mod grants;
 mod limits;
 mod line;
+mod mapping;
 mod pipe;
 mod pool;
 #[doc(hidden)]

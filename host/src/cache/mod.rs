@@ -270,7 +270,7 @@ impl Cache {
         }
         let len = usize::try_from(len).ok().filter(|&len| len >= ARTIFACT_OFFSET)?;
         let file = std::fs::File::from(file);
-        let entry = Bytes::from_owner(Mapping::of(&file, len).ok()?);
+        let entry = Bytes::from_owner(crate::mapping::Mapping::of(&file, 0, len).ok()?);
         let header: &[u8; HEADER_LEN] = entry[..HEADER_LEN].try_into().ok()?;
         let artifact = entry.slice(ARTIFACT_OFFSET..);
         if !self.verified(name, header, &artifact) {
@@ -444,50 +444,6 @@ fn memo_put(dir: &Path, name: EntryName, artifact: Bytes) {
     memo.push((dir.to_path_buf(), name, artifact));
     while memo.iter().map(|(_, _, a)| a.len()).sum::<usize>() > MEMO_MAX_BYTES {
         memo.remove(0);
-    }
-}
-
-/// A whole file mapped read-only (private): the owner of a loaded entry's [`Bytes`].
-struct Mapping {
-    ptr: std::ptr::NonNull<u8>,
-    len: usize,
-}
-
-// SAFETY: a read-only mapping owned by this value alone: shared references to it are only ever
-// reads, from any thread.
-unsafe impl Send for Mapping {}
-// SAFETY: as above.
-unsafe impl Sync for Mapping {}
-
-impl Mapping {
-    /// The first `len` bytes of `file` (its size, just checked); `len` is not zero.
-    fn of(file: &std::fs::File, len: usize) -> io::Result<Self> {
-        // SAFETY: a fresh private read-only mapping, owned by the returned value, which unmaps it.
-        let ptr = unsafe {
-            rustix::mm::mmap(
-                std::ptr::null_mut(),
-                len,
-                rustix::mm::ProtFlags::READ,
-                rustix::mm::MapFlags::PRIVATE,
-                file,
-                0,
-            )
-        }?;
-        Ok(Self { ptr: std::ptr::NonNull::new(ptr.cast()).ok_or(io::ErrorKind::InvalidData)?, len })
-    }
-}
-
-impl AsRef<[u8]> for Mapping {
-    fn as_ref(&self) -> &[u8] {
-        // SAFETY: `ptr` maps `len` readable bytes until drop.
-        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
-    }
-}
-
-impl Drop for Mapping {
-    fn drop(&mut self) {
-        // SAFETY: unmaps exactly this mapping; nothing borrows it any more.
-        let _ = unsafe { rustix::mm::munmap(self.ptr.as_ptr().cast(), self.len) };
     }
 }
 

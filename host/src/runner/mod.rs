@@ -343,36 +343,24 @@ fn receive_mapped(control: &File, len: u64, offset: u64) -> Result<MappedArtifac
         _ => return Err("the parent sent no compiled module".into()),
     };
     let size = rustix::fs::fstat(&file).map_err(|e| format!("cannot receive the module: {e}"))?.st_size;
-    let mapped_len = offset.checked_add(len).filter(|&end| len > 0 && u64::try_from(size) == Ok(end));
-    let file_len = mapped_len
+    let file_len = offset
+        .checked_add(len)
+        .filter(|&end| len > 0 && u64::try_from(size) == Ok(end))
         .and_then(|end| usize::try_from(end).ok())
         .ok_or("the compiled module's size is not the announced one")?;
     // The artifact alone when it starts on a page (a cache entry's or a memfd's does), so that
-    // its code can run where it is mapped (`in_place`); else the whole file.
+    // its code can run where it is mapped (`in_place`); else the whole file. The file is never
+    // written in place (a sealed memfd, or a cache entry, which is only ever replaced).
     let start = if offset.is_multiple_of(rustix::param::page_size() as u64) { offset } else { 0 };
-    let mapped_len = file_len - start as usize;
-    // SAFETY: a fresh private read-only mapping, owned by the returned value, which unmaps it.
-    // The file is never written in place (a sealed memfd, or a cache entry, which is only ever
-    // replaced).
-    let ptr = unsafe {
-        rustix::mm::mmap(
-            std::ptr::null_mut(),
-            mapped_len,
-            rustix::mm::ProtFlags::READ,
-            rustix::mm::MapFlags::PRIVATE,
-            &file,
-            start,
-        )
-    }
-    .map_err(|e| format!("cannot map the module: {e}"))?;
-    Ok(MappedArtifact { ptr: ptr.cast(), mapped_len, offset: (offset - start) as usize })
+    let mapping = crate::mapping::Mapping::of(&file, start, file_len - start as usize)
+        .map_err(|e| format!("cannot map the module: {e}"))?;
+    Ok(MappedArtifact { mapping, offset: (offset - start) as usize })
 }
 
 /// A compiled artifact mapped read-only from the file the parent sent: the bytes from `offset`
 /// to the end of the mapping.
 pub(crate) struct MappedArtifact {
-    ptr: *mut u8,
-    mapped_len: usize,
+    mapping: crate::mapping::Mapping,
     offset: usize,
 }
 
@@ -387,16 +375,8 @@ impl std::ops::Deref for MappedArtifact {
     type Target = [u8];
 
     fn deref(&self) -> &[u8] {
-        // SAFETY: `ptr` maps `mapped_len` readable bytes until drop; `offset` is within them
-        // (checked against the file's size before mapping).
-        unsafe { std::slice::from_raw_parts(self.ptr.add(self.offset), self.mapped_len - self.offset) }
-    }
-}
-
-impl Drop for MappedArtifact {
-    fn drop(&mut self) {
-        // SAFETY: unmaps exactly the mapping this value owns; nothing borrows it any more.
-        let _ = unsafe { rustix::mm::munmap(self.ptr.cast(), self.mapped_len) };
+        // `offset` is within the mapping: checked against the file's size before mapping.
+        &self.mapping[self.offset..]
     }
 }
 
