@@ -405,10 +405,9 @@ impl Sandbox {
                     // While the runner makes its engine, look the module up under the hash an
                     // earlier forked runner reported (`Cache::engine_hint`); that lookup counts
                     // only if this runner reports the same hash.
-                    let cache = cache_dir.as_deref().and_then(|dir| Cache::shared(dir, self.cache_max_bytes).ok());
-                    let hint = cache.as_ref().and_then(|cache| cache.engine_hint(fuel));
-                    let guess =
-                        hint.map(|hint| (hint, self.look_up_under(read.clone(), cache_dir.as_deref(), Some(hint))));
+                    let opened = self.open_cache(cache_dir.as_deref());
+                    let hint = opened.0.as_ref().and_then(|cache| cache.engine_hint(fuel));
+                    let guess = hint.map(|hint| (hint, self.look_up_in(read.clone(), opened.clone(), Some(hint))));
                     let hash = match receive_engine_hash(&parent_control) {
                         Ok(hash) => hash,
                         Err(error) => return Err(kill_and_fail(process, error)),
@@ -417,10 +416,10 @@ impl Sandbox {
                     let module = match guess {
                         Some((hint, module)) if hint == hash => module,
                         _ => {
-                            if let Some(cache) = &cache {
+                            if let Some(cache) = &opened.0 {
                                 cache.remember_engine(fuel, hash);
                             }
-                            self.look_up(read, cache_dir.as_deref())
+                            self.look_up_in(read, opened, None)
                         }
                     };
                     (process, module, false)
@@ -520,24 +519,28 @@ impl Sandbox {
 
     /// The module with its compiled artifact, when the cache in `cache_dir` has a verified one.
     fn look_up(&self, read: (Arc<[u8]>, [u8; 32]), cache_dir: Option<&Path>) -> LoadedModule {
-        self.look_up_under(read, cache_dir, None)
+        self.look_up_in(read, self.open_cache(cache_dir), None)
     }
 
-    /// [`look_up`](Self::look_up), under the entry name for the engine with compatibility hash
-    /// `engine` if given, else for this configuration's.
-    fn look_up_under(
-        &self,
-        (bytes, digest): (Arc<[u8]>, [u8; 32]),
-        cache_dir: Option<&Path>,
-        engine: Option<u64>,
-    ) -> LoadedModule {
-        let (cache, cache_problem) = match cache_dir {
+    /// The cache in `cache_dir`, or why none is used.
+    fn open_cache(&self, cache_dir: Option<&Path>) -> OpenedCache {
+        match cache_dir {
             None => (None, Some("the cache is disabled".to_string())),
             Some(dir) => match Cache::shared(dir, self.cache_max_bytes) {
                 Ok(cache) => (Some(cache), None),
                 Err(e) => (None, Some(format!("the cache is not used: {e}"))),
             },
-        };
+        }
+    }
+
+    /// [`look_up`](Self::look_up) in a cache already opened, under the entry name for the
+    /// engine with compatibility hash `engine` if given, else for this configuration's.
+    fn look_up_in(
+        &self,
+        (bytes, digest): (Arc<[u8]>, [u8; 32]),
+        (cache, cache_problem): OpenedCache,
+        engine: Option<u64>,
+    ) -> LoadedModule {
         let kind = ModuleKind::of(&bytes);
         let mut module =
             LoadedModule { bytes, digest, kind, cache, cache_problem, artifact: None, artifact_file: None };
@@ -741,6 +744,9 @@ fn receive_engine_hash(control: &UnixStream) -> Result<u64> {
         Err(e) => Err(Error::Spawn(format!("the runner did not start: {e}"))),
     }
 }
+
+/// The cache a spawn goes through, or why it goes through none.
+type OpenedCache = (Option<Arc<Cache>>, Option<String>);
 
 /// A module ready to send: its bytes, digest, the cache it goes through, and its compiled
 /// artifact when the cache had it.
