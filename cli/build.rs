@@ -24,6 +24,18 @@ fn main() {
         println!("cargo:rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");
     }
     let manifest_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap());
+    // The functions a start executes, laid out together (startup-order/README.md): each fault
+    // on the code maps 16 pages, and each mapped page costs again at exit. The option is LLD's,
+    // which rustc links with on this target; WASMPIPE_NO_STARTUP_ORDER=1 leaves it out (for
+    // another linker, or to measure what it gains).
+    println!("cargo:rerun-if-env-changed=WASMPIPE_NO_STARTUP_ORDER");
+    let wanted = std::env::var_os("WASMPIPE_NO_STARTUP_ORDER").is_none_or(|value| value == "0");
+    if wanted && std::env::var("TARGET").as_deref() == Ok("x86_64-unknown-linux-gnu") {
+        let order = manifest_dir.join("startup-order").join("symbols.txt");
+        println!("cargo:rerun-if-changed={}", order.display());
+        println!("cargo:rustc-link-arg-bins=-Wl,--symbol-ordering-file={}", order.display());
+        println!("cargo:rustc-link-arg-bins=-Wl,--no-warn-symbol-ordering");
+    }
     let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").unwrap());
     let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
     let mut code = String::new();

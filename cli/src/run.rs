@@ -131,6 +131,8 @@ pub fn main(args: RunArgs) -> ExitCode {
         }
         Err(error) => Err(error),
     };
+    #[cfg(wasmpipe_startup_trace)]
+    wasmpipe::startup_trace::dump("cli");
     match ended {
         Ok(exit) => ExitCode::from(status::of_guest_exit(exit.code())),
         Err(error) => {

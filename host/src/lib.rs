@@ -116,6 +116,10 @@ mod process;
 mod protocol;
 mod runner;
 mod sandbox;
+// Only in the traced build that cli/startup-order/regenerate.sh makes.
+#[cfg(wasmpipe_startup_trace)]
+#[doc(hidden)]
+pub mod startup_trace;
 pub mod status;
 mod zygote;
 

@@ -476,6 +476,8 @@ static REPORTED: AtomicBool = AtomicBool::new(false);
 
 /// Sends the verdict (first caller wins) and exits with its status.
 pub(crate) fn report_and_exit(verdict: &Verdict) -> ! {
+    #[cfg(wasmpipe_startup_trace)]
+    crate::startup_trace::dump("runner");
     let mut control = CONTROL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let first = !REPORTED.swap(true, Ordering::SeqCst);
     // The socket stays open until `_exit`: closing it would look like the parent's death to
