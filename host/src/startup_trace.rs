@@ -57,7 +57,7 @@ pub fn dump(label: &str) {
             text.push_str(&format!("T {label} {address:x}\n"));
         }
     }
-    text.push_str(&format!("T {label} anchor {:x}\n", dump as usize));
+    text.push_str(&format!("T {label} anchor {:x}\n", dump as fn(&str) as usize));
     let mut bytes = text.as_bytes();
     while !bytes.is_empty() {
         // SAFETY: a write of a live buffer to fd 2.
