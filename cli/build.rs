@@ -17,9 +17,10 @@ const EMBEDDED: &[(&str, &str, &str)] = &[
 ];
 
 fn main() {
-    // Start-up: `wasmpipe run` execs this binary twice (itself, then the runner). Packed
-    // relative relocations (RELR) leave the dynamic loader a fraction of the work of RELA's
-    // 23,000 relative entries, and keep the binary position-independent (ASLR stays on).
+    // Start-up: every `wasmpipe run` execs this binary (and the library's exec'd spawn execs it
+    // again for the runner). Packed relative relocations (RELR) leave the dynamic loader a
+    // fraction of the work of RELA's relative entries, and keep the binary position-independent
+    // (ASLR stays on).
     if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
         println!("cargo:rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");
     }

@@ -34,7 +34,7 @@ export WASMPIPE_CACHE_DIR="$work/cache"
 
 # Then what the trace cannot see (see faults.py): a few rounds of linking a normal build with
 # the list and adding the functions its start still faults on. Needs perf.
-for round in 1 2 3 4; do
+for _ in 1 2 3 4; do
     cargo build --release --manifest-path "$root/Cargo.toml" -p wasmpipe-cli
     python3 "$here/faults.py" "${CARGO_TARGET_DIR:-$root/target}/release/wasmpipe" "$here/symbols.txt" "$work/simplex.wasm"
 done
