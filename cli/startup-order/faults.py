@@ -16,16 +16,7 @@ import subprocess
 import sys
 import tempfile
 
-
-def functions(binary):
-    listing = subprocess.run(["nm", "--defined-only", "-S", binary], capture_output=True, text=True, check=True)
-    found = []
-    for line in listing.stdout.splitlines():
-        fields = line.split()
-        if len(fields) == 4 and fields[2] in "tTwW" and int(fields[1], 16) > 0:
-            found.append((int(fields[0], 16), int(fields[1], 16), fields[3]))
-    found.sort()
-    return found
+from order import functions  # the same table of the binary's functions
 
 
 def faulting_functions(binary, command, env, table, starts):

@@ -15,11 +15,13 @@ import sys
 
 
 def functions(binary):
+    """The binary's functions as sorted (start, size, mangled name); labels of size 0 are left
+    out, so that an address inside a function maps to the function."""
     listing = subprocess.run(["nm", "--defined-only", "-S", binary], capture_output=True, text=True, check=True)
     found = []
     for line in listing.stdout.splitlines():
         fields = line.split()
-        if len(fields) == 4 and fields[2] in "tTwW":
+        if len(fields) == 4 and fields[2] in "tTwW" and int(fields[1], 16) > 0:
             found.append((int(fields[0], 16), int(fields[1], 16), fields[3]))
     found.sort()
     return found
@@ -54,7 +56,7 @@ def main():
                 index = bisect.bisect_right(starts, address - shift) - 1
                 if index >= 0:
                     start, size, name = table[index]
-                    if address - shift < start + max(size, 1) and name not in seen:
+                    if address - shift < start + size and name not in seen:
                         seen.add(name)
                         ordered.append(name)
     print(f"{len(ordered)} functions", file=sys.stderr)
